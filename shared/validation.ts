@@ -1,0 +1,95 @@
+// Runtime validation with TypeBox: compile a schema once, check values against it, and turn
+// failures into `{field, message}` violations a person can act on.
+import type { TSchema, Static } from 'typebox';
+import { Compile } from 'typebox/compile';
+import { HmError, validationError, type Violation } from './errors.js';
+
+/** `/spec/rules/0/weight` → `spec.rules[0].weight` */
+export function pointerToField(pointer: string, prefix = ''): string {
+  let out = prefix;
+  for (const raw of pointer.split('/').slice(1)) {
+    const part = raw.replace(/~1/g, '/').replace(/~0/g, '~');
+    if (/^\d+$/.test(part)) out += `[${part}]`;
+    else out += out ? `.${part}` : part;
+  }
+  return out;
+}
+
+interface RawError {
+  keyword: string;
+  instancePath: string;
+  params: Record<string, unknown>;
+  message: string;
+}
+
+function toViolations(errors: Iterable<RawError>, prefix: string): Violation[] {
+  const out: Violation[] = [];
+  const seen = new Set<string>();
+  for (const e of errors) {
+    // TypeBox reports an unknown property twice (as `schema is false` on the property and as
+    // `additionalProperties` on the parent); keep only the clearer one.
+    if (e.keyword === 'boolean') continue;
+    let field = pointerToField(e.instancePath, prefix);
+    let message = e.message;
+    if (e.keyword === 'additionalProperties') {
+      const extra = (e.params['additionalProperties'] as string[] | undefined) ?? [];
+      for (const name of extra) {
+        const f = field ? `${field}.${name}` : name;
+        const key = `${f}|unknown`;
+        if (seen.has(key)) continue;
+        seen.add(key);
+        out.push({ field: f, message: 'unknown field' });
+      }
+      continue;
+    }
+    if (e.keyword === 'required') {
+      const missing = (e.params['requiredProperties'] as string[] | undefined) ?? [];
+      for (const name of missing) {
+        const f = field ? `${field}.${name}` : name;
+        const key = `${f}|required`;
+        if (seen.has(key)) continue;
+        seen.add(key);
+        out.push({ field: f, message: 'is required' });
+      }
+      if (missing.length > 0) continue;
+    }
+    if (e.keyword === 'anyOf' || e.keyword === 'oneOf') message = 'does not match any allowed form';
+    const key = `${field}|${message}`;
+    if (seen.has(key)) continue;
+    seen.add(key);
+    out.push({ field, message });
+  }
+  // Most specific (deepest) problems first: "spec.port: must be >= 1" beats "spec: does not match".
+  return out.sort((a, b) => depth(b.field) - depth(a.field));
+}
+
+function depth(field: string): number {
+  return (field.match(/[.[]/g)?.length ?? 0) + (field ? 1 : 0);
+}
+
+export interface Validator<T> {
+  readonly schema: TSchema;
+  check(value: unknown): value is T;
+  /** Violations for `value`, field names prefixed with `prefix`. Empty when valid. */
+  violations(value: unknown, prefix?: string): Violation[];
+  /** Returns `value` typed, or throws HM_ERR_VALIDATION naming the first failing field. */
+  parse(value: unknown, what?: string): T;
+}
+
+export function compile<S extends TSchema>(schema: S): Validator<Static<S>> {
+  const compiled = Compile(schema);
+  return {
+    schema,
+    check: (value: unknown): value is Static<S> => compiled.Check(value),
+    violations(value: unknown, prefix = ''): Violation[] {
+      if (compiled.Check(value)) return [];
+      return toViolations(compiled.Errors(value) as unknown as RawError[], prefix);
+    },
+    parse(value: unknown, what = 'body'): Static<S> {
+      if (compiled.Check(value)) return value;
+      throw validationError(toViolations(compiled.Errors(value) as unknown as RawError[], ''), what);
+    },
+  };
+}
+
+export { HmError };
