@@ -1,0 +1,14 @@
+// What route modules need from the running server, passed explicitly rather than imported globally.
+import type { Logger } from '../../shared/log.js';
+import type { CertificateAuthority } from '../ca/index.js';
+import type { Registry } from '../registry/registry.js';
+
+export interface ApiContext {
+  registry: Registry;
+  ca: CertificateAuthority;
+  log: Logger;
+  version: string;
+  startedAt: Date;
+  /** The URL agents and the CLI reach this server at. */
+  publicUrl: string;
+}

@@ -1,0 +1,67 @@
+// Read-only views: hosts, instances, status, audit, the CA root, and liveness.
+import type { FastifyInstance } from 'fastify';
+import Type from 'typebox';
+import { HmError } from '../../../shared/errors.js';
+import type { CaRootInfo, StatusInfo } from '../../../shared/api-types.js';
+import type { ApiContext } from '../context.js';
+
+export function meshStateRoutes(app: FastifyInstance, ctx: ApiContext): void {
+  const { registry, ca } = ctx;
+
+  app.get('/healthz', { config: { access: 'public' }, schema: { tags: ['server'], summary: 'Liveness' } }, async () => ({ status: 'ok' }));
+
+  app.get('/v1/ca/root', { config: { access: 'public' }, schema: { tags: ['server'], summary: 'The mesh root certificate and its fingerprint (no auth)' } }, async (): Promise<CaRootInfo> => ({
+    pem: ca.rootPem,
+    fingerprint: ca.fingerprint,
+    trustDomain: ca.trustDomain,
+    notAfter: ca.notAfter.toISOString(),
+  }));
+
+  app.get('/v1/hosts', { schema: { tags: ['hosts'], summary: 'Hosts that joined the mesh' } }, async () => ({ items: registry.hosts.list() }));
+
+  app.get('/v1/hosts/:name', { schema: { tags: ['hosts'], summary: 'One host', params: Type.Object({ name: Type.String({ maxLength: 253 }) }) } }, async (req) => {
+    const { name } = req.params as { name: string };
+    const h = registry.hosts.get(name);
+    if (!h) throw new HmError('HM_ERR_NOT_FOUND', `host "${name}" has not joined`);
+    return h;
+  });
+
+  app.get('/v1/instances', {
+    schema: { tags: ['hosts'], summary: 'Service instances registered by agents', querystring: Type.Object({ service: Type.Optional(Type.String({ maxLength: 63 })) }) },
+    handler: async (req) => ({ items: registry.hosts.listInstances((req.query as { service?: string }).service) }),
+  });
+
+  app.get('/v1/audit', {
+    schema: {
+      tags: ['server'],
+      summary: 'Audit log, newest first',
+      querystring: Type.Object({ limit: Type.Optional(Type.Integer({ minimum: 1, maximum: 1000 })), kind: Type.Optional(Type.String({ maxLength: 64 })) }),
+    },
+    handler: async (req) => {
+      const q = req.query as { limit?: number; kind?: string };
+      return { items: registry.audit.list({ limit: q.limit, kind: q.kind }) };
+    },
+  });
+
+  app.get('/v1/status', { schema: { tags: ['server'], summary: 'Revision, trust domain and every host with its applied revision' } }, async (): Promise<StatusInfo> => {
+    const revision = registry.revision();
+    const hosts = registry.hosts.list();
+    return {
+      revision,
+      trustDomain: registry.trustDomain,
+      version: ctx.version,
+      startedAt: ctx.startedAt.toISOString(),
+      hosts: hosts.map((h) => ({
+        name: h.name,
+        connected: h.connected,
+        agentVersion: h.agentVersion,
+        appliedRevision: h.appliedRevision,
+        lastNack: h.lastNack,
+        certExpiresAt: h.certExpiresAt,
+        lastSeenAt: h.lastSeenAt,
+        behind: h.appliedRevision === null || h.appliedRevision < revision,
+      })),
+      counts: { ...registry.resources.counts(), hosts: hosts.length, instances: registry.hosts.listInstances().length },
+    };
+  });
+}
