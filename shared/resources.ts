@@ -3,11 +3,14 @@
 import Type, { type Static, type TSchema } from 'typebox';
 import { DURATION_PATTERN, parseDuration } from './duration.js';
 import { NAME_PATTERN, TRUST_DOMAIN_PATTERN } from './identity.js';
-import { compile } from './validation.js';
+import { compile, describePattern } from './validation.js';
 import { HmError, validationError, type Violation } from './errors.js';
 
 export const API_VERSION = 'hostmesh/v1';
 
+describePattern(NAME_PATTERN, 'must be a DNS label: lower-case letters, digits and "-", starting and ending with a letter or digit, at most 63 characters');
+describePattern(DURATION_PATTERN, 'must be a duration such as 500ms, 5s, 1m or 24h');
+describePattern(TRUST_DOMAIN_PATTERN, 'must be a lower-case DNS name such as hostmesh.local');
 const Name = Type.String({ pattern: NAME_PATTERN, maxLength: 63, description: 'a DNS label: lower-case letters, digits and -' });
 const Duration = Type.String({ pattern: DURATION_PATTERN, maxLength: 32, description: 'e.g. 500ms, 5s, 1m, 24h' });
 const LabelKey = '^[A-Za-z0-9]([A-Za-z0-9._/-]{0,61}[A-Za-z0-9])?$';

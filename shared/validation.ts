@@ -15,6 +15,12 @@ export function pointerToField(pointer: string, prefix = ''): string {
   return out;
 }
 
+/** Friendlier words for the patterns people meet most; registered by the modules that own them. */
+const PATTERN_MESSAGES = new Map<string, string>();
+export function describePattern(pattern: string, message: string): void {
+  PATTERN_MESSAGES.set(pattern, message);
+}
+
 interface RawError {
   keyword: string;
   instancePath: string;
@@ -54,6 +60,7 @@ function toViolations(errors: Iterable<RawError>, prefix: string): Violation[] {
       if (missing.length > 0) continue;
     }
     if (e.keyword === 'anyOf' || e.keyword === 'oneOf') message = 'does not match any allowed form';
+    if (e.keyword === 'pattern') message = PATTERN_MESSAGES.get(String(e.params['pattern'])) ?? message;
     const key = `${field}|${message}`;
     if (seen.has(key)) continue;
     seen.add(key);

@@ -44,6 +44,8 @@ export async function buildApp(ctx: ApiContext, tls: TlsMaterial | null): Promis
       : {}),
   }) as unknown as FastifyInstance;
 
+  // JSON only: a text/plain body would otherwise reach handlers as a string; refuse it with 415.
+  app.removeContentTypeParser('text/plain');
   app.setValidatorCompiler(validatorCompiler);
   app.setErrorHandler(makeErrorHandler(ctx.log));
   app.setNotFoundHandler((req, reply) => {

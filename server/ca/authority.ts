@@ -5,7 +5,7 @@ import { generateP256, privateKeyToPem } from './keys.js';
 import { signLeaf, type Issuer } from './leaf.js';
 import { checkDnsNames, checkIpAddresses, resolveIdentity } from './names.js';
 import { fingerprintOfDer, fingerprintOfPem, joinPem } from './pem.js';
-import { loadOrCreateRoot, trustDomainOfRoot } from './root.js';
+import { loadOrCreateRoot } from './root.js';
 import { x509, type X509 } from './x509.js';
 
 export { fingerprintOfPem };
@@ -90,7 +90,7 @@ export class CertificateAuthority {
     const root = await loadOrCreateRoot(dir, trustDomain);
     // Re-serialise from DER so rootPem is exactly one clean block even if the file had extra text.
     const rootPem = root.cert.toString('pem');
-    return new CertificateAuthority(trustDomainOfRoot(root.cert) ?? trustDomain, joinPem(rootPem), root);
+    return new CertificateAuthority(trustDomain, joinPem(rootPem), root);
   }
 
   /** Verify and sign a PEM PKCS#10 CSR into a leaf for `identity`. */

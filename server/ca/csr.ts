@@ -9,7 +9,7 @@ export interface CheckedCsr {
   keyType: 'ec' | 'rsa';
 }
 
-// Real CSRs are well under 2 KiB (an RSA-4096 one is ~1.7 KiB); the cap bounds parse work on junk.
+// Real CSRs are a few KiB at most (RSA-8192 is ~3 KiB of PEM); the cap bounds parse work on junk.
 const MAX_CSR_PEM_BYTES = 16 * 1024;
 const EC_CURVES: Record<string, string> = { prime256v1: 'P-256', secp384r1: 'P-384' };
 const RSA_MIN_BITS = 2048;

@@ -18,19 +18,18 @@ export async function writeFileAtomic(
 ): Promise<void> {
   const dir = path.dirname(file);
   const tmp = path.join(dir, `.${path.basename(file)}.${process.pid}.${randomBytes(6).toString('hex')}.tmp`);
-  const fh = await fs.open(tmp, 'wx', mode);
   try {
-    await fh.writeFile(data);
-    await fh.sync();
-  } finally {
-    await fh.close();
-  }
-  try {
-    // umask can only narrow the mode; chmod anyway in case the tmp name pre-existed with other perms.
+    const fh = await fs.open(tmp, 'wx', mode);
+    try {
+      await fh.writeFile(data);
+      await fh.sync();
+    } finally {
+      await fh.close();
+    }
+    // open() filters the mode through the umask; set exactly what we mean (0644 certs under umask 077).
     await fs.chmod(tmp, mode);
     if (opts.noClobber) {
-      await fs.link(tmp, file);
-      await fs.unlink(tmp);
+      await linkNoClobber(tmp, file);
     } else {
       await fs.rename(tmp, file);
     }
@@ -39,6 +38,20 @@ export async function writeFileAtomic(
     throw err;
   }
   await syncDir(dir);
+}
+
+async function linkNoClobber(tmp: string, file: string): Promise<void> {
+  try {
+    await fs.link(tmp, file);
+    await fs.unlink(tmp);
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code;
+    // Some filesystems (FAT, certain network mounts) have no hard links; there a check-then-rename
+    // is the best we can do, and the window it leaves only matters if two servers race on one dir.
+    if (code !== 'EPERM' && code !== 'ENOTSUP' && code !== 'ENOSYS') throw err;
+    if (await exists(file)) throw Object.assign(new Error(`${file} already exists`), { code: 'EEXIST' });
+    await fs.rename(tmp, file);
+  }
 }
 
 async function syncDir(dir: string): Promise<void> {

@@ -80,20 +80,23 @@ async function loadRoot(dir: string, trustDomain: string): Promise<LoadedRoot> {
   const keyFile = path.join(dir, ROOT_KEY_FILE);
 
   const certPem = await readText(certFile, 'CA certificate');
-  const der = pemBlocks(certPem, 'CERTIFICATE')[0];
   let cert: X509.X509Certificate;
+  let isRoot: boolean;
+  let recorded: string | null;
   try {
+    const der = pemBlocks(certPem, 'CERTIFICATE')[0];
     if (!der) throw new Error('no PEM CERTIFICATE block');
     cert = new x509.X509Certificate(der);
-    void cert.notAfter; // parsing is lazy in places; touch a field so corruption surfaces here
+    // Fields decode lazily, so read everything we need inside this try: a damaged extension
+    // must surface as "corrupt file", not as a stray parser exception later.
+    isRoot = cert.getExtension(x509.BasicConstraintsExtension)?.ca === true && (await cert.isSelfSigned());
+    recorded = trustDomainOfRoot(cert);
+    void cert.notAfter.getTime();
+    void cert.publicKey.rawData;
   } catch (err) {
     throw startup(`CA certificate ${certFile} is corrupt: ${(err as Error).message}`, err);
   }
-  const bc = cert.getExtension(x509.BasicConstraintsExtension);
-  if (!bc?.ca || !(await cert.isSelfSigned())) {
-    throw startup(`CA certificate ${certFile} is not a self-signed CA certificate`);
-  }
-  const recorded = trustDomainOfRoot(cert);
+  if (!isRoot) throw startup(`CA certificate ${certFile} is not a self-signed CA certificate`);
   if (!recorded) throw startup(`CA certificate ${certFile} records no spiffe:// trust domain; it was not made by hostmesh`);
   if (recorded !== trustDomain) {
     throw startup(

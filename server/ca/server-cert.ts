@@ -31,10 +31,9 @@ export interface ServerCert {
 }
 
 /**
- * The server's HTTPS cert+key kept in `dir`. Reused across restarts (clients that cached nothing
- * but the root are unaffected either way, but a stable cert keeps logs and pins readable), and
- * re-issued when it nears expiry, came from another CA, lacks a requested name, or does not match
- * its key file.
+ * The server's HTTPS cert+key kept in `dir`. Reused across restarts so a restart does not churn the
+ * server key; re-issued when it nears expiry, came from another CA (e.g. the data dir's CA was
+ * replaced), lacks a requested name, or does not match its key file (a crash between the writes).
  */
 export async function ensureServerCert(
   ca: CertificateAuthority,

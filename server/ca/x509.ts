@@ -1,10 +1,3 @@
-// Every CA module takes @peculiar/x509 from here: loadX509 installs the Reflect polyfill the library
-// needs and sets Node's WebCrypto as its provider, which a plain static import would skip.
-import type * as X509 from '@peculiar/x509';
-import type { webcrypto } from 'node:crypto';
-import { loadX509 } from '../../shared/csr.js';
-
-export type { X509 };
-export const x509: typeof X509 = await loadX509();
-export type CryptoKey = webcrypto.CryptoKey;
-export type CryptoKeyPair = webcrypto.CryptoKeyPair;
+// CA modules take @peculiar/x509 from shared/x509.ts, which loads it correctly (polyfill, provider).
+export { x509, type CryptoKey, type CryptoKeyPair } from '../../shared/x509.js';
+export type * as X509 from '@peculiar/x509';

@@ -49,7 +49,7 @@ const valid = {
 const invalid: Array<{ kind: string; name: string; doc: unknown; field: RegExp }> = [
   { kind: 'Mesh', name: 'default', doc: { kind: 'Mesh', name: 'default', spec: { defaultAccess: 'maybe' } }, field: /spec\.defaultAccess/ },
   { kind: 'Service', name: 'web', doc: { kind: 'Service', name: 'web', spec: { protocol: 'http', port: 70000 } }, field: /spec\.port/ },
-  { kind: 'Service', name: 'Bad_Name', doc: { kind: 'Service', name: 'Bad_Name', spec: { protocol: 'http', port: 80 } }, field: /^name$/ },
+  { kind: 'Service', name: 'Bad_Name', doc: { kind: 'Service', name: 'Bad_Name', spec: { protocol: 'http', port: 80 } }, field: /(^|\s)name\b/ },
   { kind: 'Route', name: 'web', doc: { kind: 'Route', name: 'web', spec: { service: 'web', rules: [{ destinations: [{ weight: 90 }, { weight: 5 }] }] } }, field: /spec\.rules\[0\]\.destinations/ },
   { kind: 'Route', name: 'web', doc: { kind: 'Route', name: 'web', spec: { service: 'ghost', rules: [{ destinations: [{ weight: 100 }] }] } }, field: /spec\.service/ },
   { kind: 'TrafficPolicy', name: 'web', doc: { kind: 'TrafficPolicy', name: 'web', spec: { service: 'web', loadBalancer: 'random' } }, field: /spec\.loadBalancer/ },
