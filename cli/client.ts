@@ -84,7 +84,7 @@ export class ApiClient {
   private apiError(status: number, text: string): Error {
     const err = parseErrorBody(status, text);
     if (err.status === 401) {
-      return new ApiError(err.status, err.code, `${err.message} (the token came from ${this.conn.sources.token}; set --token or HOSTMESH_TOKEN)`);
+      return new ApiError(err.status, err.code, `${err.message} (token from ${this.conn.sources.token})`);
     }
     return err;
   }

@@ -58,9 +58,11 @@ interface DataDir {
 
 /** `--data-dir`, then HOSTMESH_DATA_DIR, then `./data` if present, then the system location. */
 export function findDataDir(flag: string | undefined, env: Env, cwd: string, systemDataDir = SYSTEM_DATA_DIR): DataDir {
-  if (flag) return { dir: path.resolve(cwd, flag), exists: isDir(path.resolve(cwd, flag)), source: '--data-dir' };
-  const fromEnv = env['HOSTMESH_DATA_DIR'];
-  if (fromEnv) return { dir: path.resolve(cwd, fromEnv), exists: isDir(path.resolve(cwd, fromEnv)), source: 'HOSTMESH_DATA_DIR' };
+  const given = flag ? { dir: flag, source: '--data-dir' } : env['HOSTMESH_DATA_DIR'] ? { dir: env['HOSTMESH_DATA_DIR'], source: 'HOSTMESH_DATA_DIR' } : null;
+  if (given) {
+    const dir = path.resolve(cwd, given.dir);
+    return { dir, exists: isDir(dir), source: given.source };
+  }
   const local = path.resolve(cwd, 'data');
   if (isDir(local)) return { dir: local, exists: true, source: './data' };
   return { dir: systemDataDir, exists: isDir(systemDataDir), source: 'default' };
@@ -104,7 +106,7 @@ function caFrom(flags: ConnectionFlags, env: Env, cwd: string, dataDir: () => Da
     const file = path.resolve(cwd, given.file);
     const text = readIfPresent(file, given.via);
     if (text === null) throw new CliError(`cannot read the CA file ${file} (from ${given.via}): no such file`);
-    return { value: checkPem(text, file), source: `${given.via} (${given.file})` };
+    return { value: checkPem(text, file), source: given.via === '--ca-file' ? `--ca-file ${given.file}` : `HOSTMESH_CA_FILE=${given.file}` };
   }
   const dd = dataDir();
   const file = path.join(dd.dir, 'ca', 'root.crt.pem');

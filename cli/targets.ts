@@ -1,6 +1,6 @@
 // What `get`, `delete` and friends may name: a declared resource kind (any alias shared/resources.ts
 // accepts) or one of the things the server observes (hosts, instances, tokens, audit entries).
-import { normalizeKind, RESOURCE_KINDS, type ResourceKind } from '../shared/resources.js';
+import { normalizeKind, RESOURCE_KINDS, type ResourceKind } from '../shared/kinds.js';
 import { UsageError } from './errors.js';
 
 export type Target =

@@ -19,7 +19,7 @@ const UNTRUSTED = new Set([
 
 export interface Target {
   url: string;
-  /** Where the trusted root came from, e.g. `--ca-file (root.pem)`. */
+  /** Where the trusted root came from, e.g. `--ca-file root.pem`. */
   caSource: string;
   timeoutMs: number;
 }

@@ -5,6 +5,7 @@ import { DURATION_PATTERN, parseDuration } from './duration.js';
 import { NAME_PATTERN, TRUST_DOMAIN_PATTERN } from './identity.js';
 import { compile, describePattern } from './validation.js';
 import { HmError, validationError, type Violation } from './errors.js';
+import { RESOURCE_KINDS, normalizeKind, type ResourceKind } from './kinds.js';
 
 export const API_VERSION = 'hostmesh/v1';
 
@@ -18,9 +19,17 @@ const Labels = Type.Record(Type.String({ pattern: LabelKey }), Type.String({ max
   description: 'string keys and values',
   maxProperties: 32,
 });
-const HttpMethod = Type.Union(
-  ['GET', 'HEAD', 'POST', 'PUT', 'PATCH', 'DELETE', 'OPTIONS', 'CONNECT', 'TRACE'].map((m) => Type.Literal(m)),
-);
+const HttpMethod = Type.Union([
+  Type.Literal('GET'),
+  Type.Literal('HEAD'),
+  Type.Literal('POST'),
+  Type.Literal('PUT'),
+  Type.Literal('PATCH'),
+  Type.Literal('DELETE'),
+  Type.Literal('OPTIONS'),
+  Type.Literal('CONNECT'),
+  Type.Literal('TRACE'),
+]);
 const HttpPath = Type.String({ pattern: '^/[^\\s]*$', maxLength: 1024, description: 'starts with /' });
 
 export const MeshSpec = Type.Object(
@@ -83,7 +92,12 @@ export const RouteSpec = Type.Object(
         {
           attempts: Type.Integer({ minimum: 0, maximum: 10 }),
           perTryTimeout: Type.Optional(Duration),
-          on: Type.Optional(Type.Array(Type.Union(RETRY_ON.map((r) => Type.Literal(r))), { minItems: 1 })),
+          on: Type.Optional(
+            Type.Array(
+              Type.Union([Type.Literal('connect-failure'), Type.Literal('reset'), Type.Literal('502'), Type.Literal('503'), Type.Literal('504'), Type.Literal('5xx')]),
+              { minItems: 1 },
+            ),
+          ),
           nonIdempotent: Type.Optional(Type.Boolean({ description: 'also retry POST/PATCH and other non-idempotent methods' })),
           budgetPercent: Type.Optional(Type.Integer({ minimum: 0, maximum: 100, description: 'retries as a share of requests (default 20)' })),
         },
@@ -157,16 +171,15 @@ export const AccessPolicySpec = Type.Object(
   { additionalProperties: false },
 );
 
-export const SPEC_SCHEMAS = {
+export const SPEC_SCHEMAS: Record<ResourceKind, TSchema> = {
   Mesh: MeshSpec,
   Service: ServiceSpec,
   Route: RouteSpec,
   TrafficPolicy: TrafficPolicySpec,
   AccessPolicy: AccessPolicySpec,
-} as const;
+};
 
-export type ResourceKind = keyof typeof SPEC_SCHEMAS;
-export const RESOURCE_KINDS = Object.keys(SPEC_SCHEMAS) as ResourceKind[];
+export { RESOURCE_KINDS, normalizeKind, type ResourceKind };
 
 export type MeshSpec = Static<typeof MeshSpec>;
 export type ServiceSpec = Static<typeof ServiceSpec>;
@@ -231,20 +244,6 @@ const validators = Object.fromEntries(RESOURCE_KINDS.map((k) => [k, compile(RESO
   ResourceKind,
   ReturnType<typeof compile>
 >;
-
-const KIND_ALIASES: Record<string, ResourceKind> = {};
-for (const k of RESOURCE_KINDS) {
-  const lower = k.toLowerCase();
-  KIND_ALIASES[lower] = k;
-  KIND_ALIASES[`${lower}s`] = k;
-  KIND_ALIASES[lower.endsWith('y') ? `${lower.slice(0, -1)}ies` : `${lower}es`] = k;
-}
-Object.assign(KIND_ALIASES, { svc: 'Service', tp: 'TrafficPolicy', ap: 'AccessPolicy', meshes: 'Mesh' });
-
-/** `services`, `Service`, `svc` → `Service`; null when unknown. */
-export function normalizeKind(text: string): ResourceKind | null {
-  return KIND_ALIASES[text.toLowerCase()] ?? null;
-}
 
 export function unknownKindError(kind: unknown): HmError {
   return new HmError(

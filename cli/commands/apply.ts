@@ -18,13 +18,13 @@ export function registerApply(program: Command): void {
   const cmd = program
     .command('apply')
     .description('create or update resources from YAML or JSON documents, all or nothing')
-    .requiredOption('-f, --filename <file>', 'file to read, - for stdin (repeatable)', collect, [])
+    .requiredOption('-f, --filename <file>', 'file to read, - for stdin (repeatable)', collect)
     .option('--dry-run', 'validate and report what would change, without changing it');
   addOutputOption(cmd);
   cmd.action(async (opts: ApplyOptions, self: Command) => {
     const output = outputOf(self);
-    const docs = opts.filename.flatMap((f) => parseDocuments(readInput(f), f === '-' ? '<stdin>' : f));
-    if (docs.length === 0) throw new CliError(`no documents in ${opts.filename.join(', ')}`);
+    const docs = opts.filename.flatMap((f) => parseDocuments(readInput(f), displayName(f)));
+    if (docs.length === 0) throw new CliError(`no documents in ${opts.filename.map(displayName).join(', ')}`);
     const dryRun = opts.dryRun === true;
 
     const res = await withClient(self, async (c) => {
@@ -45,8 +45,12 @@ export function registerApply(program: Command): void {
   });
 }
 
-function collect(value: string, previous: string[]): string[] {
-  return [...previous, value];
+function collect(value: string, previous: string[] | undefined): string[] {
+  return [...(previous ?? []), value];
+}
+
+function displayName(file: string): string {
+  return file === '-' ? '<stdin>' : file;
 }
 
 function readInput(file: string): string {

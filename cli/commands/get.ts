@@ -1,7 +1,7 @@
 // `hostmesh get KIND [NAME]`: declared resources and the things the server observes, as a table
 // for people or as JSON/YAML for scripts; resource YAML can be edited and applied back.
 import { Option, type Command } from 'commander';
-import type { ResourceKind, StoredResource } from '../../shared/resources.js';
+import type { ResourceKind } from '../../shared/resources.js';
 import { api } from '../api.js';
 import type { ApiClient } from '../client.js';
 import { CliError, UsageError } from '../errors.js';
@@ -79,12 +79,12 @@ function render<T>(output: OutputFormat, items: T[], columns: Column<T>[], what:
   return tableOrNote(columns, items, what);
 }
 
-function tableOrNote<T>(columns: Column<T>[], items: T[] | StoredResource[], what: string): string {
+function tableOrNote<T>(columns: Column<T>[], items: T[], what: string): string {
   if (items.length === 0) {
     note(`no ${what} found`);
     return '';
   }
-  return renderTable(columns, items as T[]);
+  return renderTable(columns, items);
 }
 
 function pick<T extends { id: string }>(items: T[], id: string | undefined, what: string): T[] {

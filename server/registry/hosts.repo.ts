@@ -1,7 +1,27 @@
 // Hosts (written when agents join and report) and the service instances they register.
 import type { HostRecord, InstanceRecord } from '../../shared/api-types.js';
 import { formatSpiffeId } from '../../shared/identity.js';
+import { HmError } from '../../shared/errors.js';
 import type { Db } from './db.js';
+import type { AuditRepo } from './audit.repo.js';
+import { bumpRevision, currentRevision, nowIso } from './revision.js';
+
+export interface ReportedInstance {
+  name: string;
+  port: number;
+  labels: Record<string, string>;
+  healthy: boolean;
+}
+
+/** What the push hub needs of a host to build its slice. */
+export interface HostRouting {
+  name: string;
+  inboundAddress: string | null;
+  inboundPort: number | null;
+  allowedServices: string[] | null;
+  upstreams: string[];
+  joinedAt: string;
+}
 
 interface HostRow {
   name: string;
@@ -18,6 +38,10 @@ interface HostRow {
   last_seen_at: string | null;
   joined_at: string;
   revision: number;
+  inbound_address: string | null;
+  inbound_port: number | null;
+  applied_hash: string | null;
+  upstreams: string | null;
 }
 
 interface InstanceRow {
@@ -34,7 +58,149 @@ export class HostsRepo {
   constructor(
     private readonly db: Db,
     private readonly trustDomain: string,
+    private readonly audit: AuditRepo,
   ) {}
+
+  routing(name: string): HostRouting | null {
+    const r = this.db.prepare('SELECT * FROM hosts WHERE name = ?').get(name) as HostRow | undefined;
+    if (!r) return null;
+    return {
+      name: r.name,
+      inboundAddress: r.inbound_address,
+      inboundPort: r.inbound_port,
+      allowedServices: r.allowed_services ? (JSON.parse(r.allowed_services) as string[]) : null,
+      upstreams: r.upstreams ? (JSON.parse(r.upstreams) as string[]) : [],
+      joinedAt: r.joined_at,
+    };
+  }
+
+  /** A new host, inside the caller's transaction (with the join token's use). */
+  insertJoined(h: { name: string; tokenId: string; allowedServices: string[] | null; certSerial: string; certExpiresAt: string }): number {
+    const revision = bumpRevision(this.db);
+    this.db
+      .prepare(
+        `INSERT INTO hosts (name, token_id, allowed_services, cert_serial, cert_expires_at, connected, joined_at, revision)
+         VALUES (?, ?, ?, ?, ?, 0, ?, ?)`,
+      )
+      .run(h.name, h.tokenId, h.allowedServices ? JSON.stringify(h.allowedServices) : null, h.certSerial, h.certExpiresAt, nowIso(), revision);
+    this.audit.record({ actor: `join-token:${h.tokenId}`, action: 'join', kind: 'Host', name: h.name, oldRevision: null, newRevision: revision });
+    return revision;
+  }
+
+  /**
+   * An agent said hello: record what it reported and make its instances match its host config.
+   * Bumps the revision only if the instance set (what other agents see) changed.
+   */
+  connect(
+    name: string,
+    r: { agentVersion: string; facts: Record<string, unknown>; inbound: { address: string; port: number }; instances: ReportedInstance[]; upstreams: string[] },
+  ): { revision: number; changed: boolean } {
+    return this.db.transaction(() => {
+      const now = nowIso();
+      this.db
+        .prepare('UPDATE hosts SET agent_version = ?, facts = ?, address = ?, inbound_address = ?, inbound_port = ?, upstreams = ?, connected = 1, last_seen_at = ? WHERE name = ?')
+        .run(r.agentVersion, JSON.stringify(r.facts), r.inbound.address, r.inbound.address, r.inbound.port, JSON.stringify(r.upstreams), now, name);
+      const changed = this.replaceInstances(name, r.inbound.address, r.instances, now);
+      return { revision: changed ? bumpRevision(this.db) : currentRevision(this.db), changed };
+    }).immediate();
+  }
+
+  private replaceInstances(host: string, address: string, instances: ReportedInstance[], now: string): boolean {
+    const existing = new Map(
+      (this.db.prepare('SELECT * FROM instances WHERE host = ?').all(host) as InstanceRow[]).map((r) => [r.service, r]),
+    );
+    let changed = false;
+    const upsert = this.db.prepare(
+      `INSERT INTO instances (service, host, address, port, labels, healthy, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?)
+       ON CONFLICT (service, host) DO UPDATE SET address = excluded.address, port = excluded.port, labels = excluded.labels, healthy = excluded.healthy, updated_at = excluded.updated_at`,
+    );
+    for (const i of instances) {
+      const labels = JSON.stringify(i.labels);
+      const old = existing.get(i.name);
+      existing.delete(i.name);
+      if (old && old.address === address && old.port === i.port && old.labels === labels && old.healthy === (i.healthy ? 1 : 0)) continue;
+      upsert.run(i.name, host, address, i.port, labels, i.healthy ? 1 : 0, now);
+      changed = true;
+    }
+    for (const gone of existing.keys()) {
+      this.db.prepare('DELETE FROM instances WHERE host = ? AND service = ?').run(host, gone);
+      changed = true;
+    }
+    return changed;
+  }
+
+  /** Health transitions from an agent. Returns whether anything changed (and so bumped the revision). */
+  setHealth(host: string, changes: Array<{ service: string; healthy: boolean }>): boolean {
+    return this.db.transaction(() => {
+      const now = nowIso();
+      let changed = false;
+      const upd = this.db.prepare('UPDATE instances SET healthy = ?, updated_at = ? WHERE host = ? AND service = ? AND healthy != ?');
+      for (const c of changes) {
+        const v = c.healthy ? 1 : 0;
+        if (upd.run(v, now, host, c.service, v).changes > 0) changed = true;
+      }
+      if (changed) bumpRevision(this.db);
+      return changed;
+    }).immediate();
+  }
+
+  /** After the disconnect grace period: the host's instances stop receiving traffic. */
+  markInstancesUnhealthy(host: string): boolean {
+    return this.db.transaction(() => {
+      const n = this.db.prepare('UPDATE instances SET healthy = 0, updated_at = ? WHERE host = ? AND healthy = 1').run(nowIso(), host).changes;
+      if (n > 0) bumpRevision(this.db);
+      return n > 0;
+    }).immediate();
+  }
+
+  /** Connection state and what each agent applied, written in one batch for many hosts. */
+  recordSessions(
+    rows: Array<{ name: string; connected: boolean; lastSeenAt: string; appliedRevision?: number | null; appliedHash?: string | null; lastNack?: HostRecord['lastNack'] | undefined }>,
+  ): void {
+    const upd = this.db.prepare(
+      `UPDATE hosts SET connected = ?, last_seen_at = ?,
+         applied_revision = coalesce(?, applied_revision), applied_hash = coalesce(?, applied_hash),
+         last_nack = CASE WHEN ? = 1 THEN ? ELSE last_nack END
+       WHERE name = ?`,
+    );
+    this.db.transaction(() => {
+      for (const r of rows) {
+        upd.run(
+          r.connected ? 1 : 0,
+          r.lastSeenAt,
+          r.appliedRevision ?? null,
+          r.appliedHash ?? null,
+          r.lastNack !== undefined ? 1 : 0,
+          r.lastNack ? JSON.stringify(r.lastNack) : null,
+          r.name,
+        );
+      }
+    })();
+  }
+
+  setCert(name: string, serial: string, expiresAt: string): void {
+    this.db.prepare('UPDATE hosts SET cert_serial = ?, cert_expires_at = ? WHERE name = ?').run(serial, expiresAt, name);
+  }
+
+  /** At server start nobody is connected yet, whatever the last run recorded. */
+  markAllDisconnected(): void {
+    this.db.prepare('UPDATE hosts SET connected = 0').run();
+  }
+
+  delete(name: string, actor: string): number {
+    return this.db.transaction(() => {
+      const r = this.db.prepare('DELETE FROM hosts WHERE name = ?').run(name);
+      if (r.changes === 0) throw new HmError('HM_ERR_NOT_FOUND', `host "${name}" has not joined`);
+      const revision = bumpRevision(this.db);
+      this.audit.record({ actor, action: 'delete', kind: 'Host', name, oldRevision: null, newRevision: revision });
+      return revision;
+    }).immediate();
+  }
+
+  appliedHash(name: string): string | null {
+    const r = this.db.prepare('SELECT applied_hash FROM hosts WHERE name = ?').get(name) as { applied_hash: string | null } | undefined;
+    return r?.applied_hash ?? null;
+  }
 
   private toRecord(r: HostRow): HostRecord {
     return {

@@ -81,4 +81,12 @@ export const MIGRATIONS: readonly string[] = [
   ) STRICT;
   CREATE INDEX audit_by_kind ON audit(kind, id);
   `,
+  // 2: what agents report when they connect: their inbound listener, and the hash of the slice
+  // they last applied (so a reconnecting agent that is current is not sent it again).
+  `
+  ALTER TABLE hosts ADD COLUMN inbound_address TEXT;
+  ALTER TABLE hosts ADD COLUMN inbound_port INTEGER;
+  ALTER TABLE hosts ADD COLUMN applied_hash TEXT;
+  ALTER TABLE hosts ADD COLUMN upstreams TEXT;
+  `,
 ];

@@ -29,7 +29,7 @@ export class Registry {
     this.resources = new ResourcesRepo(db, this.audit);
     this.joinTokens = new JoinTokensRepo(db, this.audit);
     this.adminTokens = new AdminTokensRepo(db, this.audit);
-    this.hosts = new HostsRepo(db, trustDomain);
+    this.hosts = new HostsRepo(db, trustDomain, this.audit);
     this.lastSeen = currentRevision(db);
   }
 
