@@ -40,6 +40,7 @@ export const api = {
 
   listHosts: (c: ApiClient) => c.get<{ items: HostRecord[] }>('/v1/hosts'),
   getHost: (c: ApiClient, name: string) => c.get<HostRecord>(`/v1/hosts/${seg(name)}`),
+  deleteHost: (c: ApiClient, name: string) => c.delete<{ kind: string; name: string; revision: number }>(`/v1/hosts/${seg(name)}`),
   listInstances: (c: ApiClient, service?: string) => c.get<{ items: InstanceRecord[] }>('/v1/instances', { service }),
 
   createToken: (c: ApiClient, body: NewJoinToken) => c.post<JoinTokenCreated & { installCommand?: string }>('/v1/tokens', body),

@@ -12,6 +12,7 @@ import { CertificateAuthority, ensureServerCert } from './ca/index.js';
 import { resolveServerConfig, urlFor, type ServerOptions } from './config.js';
 import { DATA_FILES, prepareDataDir, writeFileAtomic } from './data-dir.js';
 import { Registry } from './registry/registry.js';
+import { PushHub } from './push/hub.js';
 
 export interface RunningServer {
   url: string;
@@ -36,11 +37,15 @@ export async function startServer(opts: ServerOptions): Promise<RunningServer> {
     bootstrapAdminToken(registry, cfg.dataDir);
 
     const publicUrl = urlFor(cfg.publicHost, cfg.port);
-    const ctx: ApiContext = { registry, ca, log, version: VERSION, startedAt: new Date(), publicUrl };
+    const ctx: ApiContext = { registry, ca, log, version: VERSION, startedAt: new Date(), publicUrl, hub: null };
     const app = await buildApp(ctx, { certPem: serverCert.certPem, keyPem: serverCert.keyPem, caPem: ca.rootPem });
+    const hub = new PushHub({ registry, ca, log });
+    hub.attach(app.server);
+    ctx.hub = hub;
     try {
       await app.listen({ host: cfg.host, port: cfg.port });
     } catch (e) {
+      await hub.stop().catch(() => undefined);
       await app.close().catch(() => undefined);
       const code = (e as NodeJS.ErrnoException).code;
       const why = code === 'EADDRINUSE' ? 'the port is already in use' : code === 'EACCES' ? 'permission denied' : code === 'EADDRNOTAVAIL' ? 'no such local address' : (e as Error).message;
@@ -58,6 +63,7 @@ export async function startServer(opts: ServerOptions): Promise<RunningServer> {
       url: publicUrl,
       close: () => {
         closing ??= (async () => {
+          await hub.stop();
           await app.close();
           registry.close();
           log.info('hostmesh server stopped');

@@ -9,6 +9,7 @@ import { makeErrorHandler } from './errors.js';
 import { meshStateRoutes } from './routes/mesh-state.js';
 import { resourceRoutes } from './routes/resources.js';
 import { tokenRoutes } from './routes/tokens.js';
+import { joinRoutes } from './routes/join.js';
 import { validatorCompiler } from './validator.js';
 
 export const BODY_LIMIT = 1024 * 1024;
@@ -67,6 +68,7 @@ export async function buildApp(ctx: ApiContext, tls: TlsMaterial | null): Promis
   resourceRoutes(app, ctx);
   tokenRoutes(app, ctx);
   meshStateRoutes(app, ctx);
+  joinRoutes(app, ctx);
   app.get('/openapi.json', { config: { access: 'public' }, schema: { hide: true } }, async () => app.swagger());
 
   app.addHook('onResponse', async (req, reply) => {

@@ -2,6 +2,7 @@
 import type { Logger } from '../../shared/log.js';
 import type { CertificateAuthority } from '../ca/index.js';
 import type { Registry } from '../registry/registry.js';
+import type { PushHub } from '../push/hub.js';
 
 export interface ApiContext {
   registry: Registry;
@@ -9,6 +10,8 @@ export interface ApiContext {
   log: Logger;
   version: string;
   startedAt: Date;
+  /** Set once the push hub is attached (after the app is built, before it listens). */
+  hub: PushHub | null;
   /** The URL agents and the CLI reach this server at. */
   publicUrl: string;
 }

@@ -83,18 +83,23 @@ export class JoinTokensRepo {
   }
 
   /**
-   * Check a presented token and count one use. Call inside the caller's transaction so a refused
-   * join (e.g. for a service the token does not allow) does not use up a single-use token.
-   * Every refusal is the same error: a caller learns nothing about which tokens exist.
+   * The token's info if it may be used now, else HM_ERR_TOKEN_INVALID. Every refusal is the same
+   * error: a caller learns nothing about which tokens exist.
    */
-  consume(token: string, now = new Date()): JoinTokenInfo {
+  check(token: string, now = new Date()): JoinTokenInfo {
     const refused = new HmError('HM_ERR_TOKEN_INVALID', 'join token refused: it is unknown, expired, revoked or already used; create a new one with `hostmesh token create`');
     const parts = parseToken('hmj', token);
     if (!parts) throw refused;
     const r = this.db.prepare('SELECT * FROM join_tokens WHERE id = ?').get(parts.id) as Row | undefined;
     if (!r || !secretMatches(parts.secret, r.secret_hash)) throw refused;
     if (r.revoked_at || new Date(r.expires_at) <= now || (r.single_use === 1 && r.used_count > 0)) throw refused;
-    this.db.prepare('UPDATE join_tokens SET used_count = used_count + 1 WHERE id = ?').run(r.id);
-    return toInfo({ ...r, used_count: r.used_count + 1 });
+    return toInfo(r);
+  }
+
+  /** Check and count one use; call inside the transaction that records what the use was for. */
+  consume(token: string, now = new Date()): JoinTokenInfo {
+    const info = this.check(token, now);
+    this.db.prepare('UPDATE join_tokens SET used_count = used_count + 1 WHERE id = ?').run(info.id);
+    return { ...info, usedCount: info.usedCount + 1 };
   }
 }

@@ -2,7 +2,8 @@
 import type { FastifyInstance } from 'fastify';
 import Type from 'typebox';
 import { HmError } from '../../../shared/errors.js';
-import type { CaRootInfo, StatusInfo } from '../../../shared/api-types.js';
+import type { CaRootInfo, HostRecord, StatusInfo } from '../../../shared/api-types.js';
+import { actorOf } from '../auth.js';
 import type { ApiContext } from '../context.js';
 
 export function meshStateRoutes(app: FastifyInstance, ctx: ApiContext): void {
@@ -17,13 +18,35 @@ export function meshStateRoutes(app: FastifyInstance, ctx: ApiContext): void {
     notAfter: ca.notAfter.toISOString(),
   }));
 
-  app.get('/v1/hosts', { schema: { tags: ['hosts'], summary: 'Hosts that joined the mesh' } }, async () => ({ items: registry.hosts.list() }));
+  /** The registry's record, with live connection state from the push hub. */
+  const live = (h: HostRecord): HostRecord & { inSync: boolean } => {
+    const sync = ctx.hub?.syncState(h.name) ?? null;
+    const rec: HostRecord = sync
+      ? { ...h, connected: true, appliedRevision: sync.appliedRevision, lastNack: sync.lastNack, lastSeenAt: sync.lastSeenAt }
+      : { ...h, connected: false };
+    const applied = sync ? sync.appliedHash : registry.hosts.appliedHash(h.name);
+    const desired = ctx.hub?.desiredHash(h.name) ?? null;
+    return { ...rec, inSync: desired !== null && applied === desired };
+  };
+
+  app.get('/v1/hosts', { schema: { tags: ['hosts'], summary: 'Hosts that joined the mesh' } }, async () => ({ items: registry.hosts.list().map(live) }));
+
+  app.delete('/v1/hosts/:name', {
+    schema: { tags: ['hosts'], summary: 'Remove a host: its certificates stop being accepted and its instances leave', params: Type.Object({ name: Type.String({ maxLength: 253 }) }) },
+    handler: async (req) => {
+      const { name } = req.params as { name: string };
+      const revision = registry.hosts.delete(name, actorOf(req));
+      ctx.hub?.disconnect(name, 'host removed from the mesh');
+      registry.notify();
+      return { kind: 'Host', name, revision };
+    },
+  });
 
   app.get('/v1/hosts/:name', { schema: { tags: ['hosts'], summary: 'One host', params: Type.Object({ name: Type.String({ maxLength: 253 }) }) } }, async (req) => {
     const { name } = req.params as { name: string };
     const h = registry.hosts.get(name);
     if (!h) throw new HmError('HM_ERR_NOT_FOUND', `host "${name}" has not joined`);
-    return h;
+    return live(h);
   });
 
   app.get('/v1/instances', {
@@ -45,7 +68,7 @@ export function meshStateRoutes(app: FastifyInstance, ctx: ApiContext): void {
 
   app.get('/v1/status', { schema: { tags: ['server'], summary: 'Revision, trust domain and every host with its applied revision' } }, async (): Promise<StatusInfo> => {
     const revision = registry.revision();
-    const hosts = registry.hosts.list();
+    const hosts = registry.hosts.list().map(live);
     return {
       revision,
       trustDomain: registry.trustDomain,
@@ -59,7 +82,7 @@ export function meshStateRoutes(app: FastifyInstance, ctx: ApiContext): void {
         lastNack: h.lastNack,
         certExpiresAt: h.certExpiresAt,
         lastSeenAt: h.lastSeenAt,
-        behind: h.appliedRevision === null || h.appliedRevision < revision,
+        behind: !h.inSync,
       })),
       counts: { ...registry.resources.counts(), hosts: hosts.length, instances: registry.hosts.listInstances().length },
     };

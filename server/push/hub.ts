@@ -1,0 +1,306 @@
+// The push hub: agents' WebSockets on the server's HTTPS port. It authenticates each socket by its
+// host certificate, keeps one Session per host, and reconciles: after every registry change it
+// rebuilds the World once and sends each agent its slice only if that slice's hash changed.
+import type { IncomingMessage, Server } from 'node:http';
+import type { Duplex } from 'node:stream';
+import type { TLSSocket } from 'node:tls';
+import { X509Certificate } from 'node:crypto';
+import { WebSocketServer, type WebSocket } from 'ws';
+import { parseDuration } from '../../shared/duration.js';
+import { HmError } from '../../shared/errors.js';
+import { formatSpiffeId, parseSpiffeId } from '../../shared/identity.js';
+import type { Logger } from '../../shared/log.js';
+import { AGENT_WS_PATH, MAX_FRAME_BYTES, type CsrMsg, type HelloMsg } from '../../shared/protocol.js';
+import type { CertificateAuthority } from '../ca/index.js';
+import type { Registry } from '../registry/registry.js';
+import { Session } from './session.js';
+import { buildWorld, MESH_DEFAULTS, sliceFor, type World } from './slices.js';
+
+export interface HubOptions {
+  registry: Registry;
+  ca: CertificateAuthority;
+  log: Logger;
+  /** How often agents are pinged; a socket silent for two intervals is dropped. */
+  pingIntervalMs?: number;
+  /** Coalesce bursts of registry changes (e.g. a reconnect storm's hellos) into one recompute. */
+  debounceMs?: number;
+}
+
+export interface HostSyncState {
+  connected: boolean;
+  appliedRevision: number | null;
+  appliedHash: string | null;
+  desiredHash: string | null;
+  lastNack: { revision: number; error: string; at: string } | null;
+  lastSeenAt: string | null;
+}
+
+export class PushHub {
+  private readonly wss: WebSocketServer;
+  private readonly sessions = new Map<string, Session>();
+  private readonly graceTimers = new Map<string, NodeJS.Timeout>();
+  private world: World | null = null;
+  private recomputeTimer: NodeJS.Timeout | null = null;
+  private pingTimer: NodeJS.Timeout | null = null;
+  private flushTimer: NodeJS.Timeout | null = null;
+  private readonly log: Logger;
+  private readonly onChange = () => this.scheduleRecompute();
+  private stopped = false;
+
+  constructor(private readonly opts: HubOptions) {
+    this.log = opts.log.child({ component: 'push' });
+    this.wss = new WebSocketServer({ noServer: true, maxPayload: MAX_FRAME_BYTES, perMessageDeflate: false });
+  }
+
+  attach(server: Server): void {
+    server.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) => this.onUpgrade(req, socket, head));
+    this.opts.registry.events.on('change', this.onChange);
+    const ping = this.opts.pingIntervalMs ?? 15_000;
+    this.pingTimer = setInterval(() => this.pingAll(), ping).unref();
+    this.flushTimer = setInterval(() => this.flush(), 1000).unref();
+    // Nobody is connected at start: every host gets the grace period to come back.
+    this.opts.registry.hosts.markAllDisconnected();
+    for (const h of this.opts.registry.hosts.list()) this.startGrace(h.name);
+  }
+
+  async stop(): Promise<void> {
+    this.stopped = true;
+    this.opts.registry.events.off('change', this.onChange);
+    for (const t of [this.pingTimer, this.flushTimer, this.recomputeTimer]) if (t) clearInterval(t);
+    for (const t of this.graceTimers.values()) clearTimeout(t);
+    this.graceTimers.clear();
+    for (const s of this.sessions.values()) s.close(1001, 'server shutting down');
+    this.flush();
+    await new Promise<void>((resolve) => this.wss.close(() => resolve()));
+    for (const s of this.sessions.values()) s.ws.terminate();
+  }
+
+  connectedCount(): number {
+    return this.sessions.size;
+  }
+
+  /** What status shows for a host: connection and applied vs desired config. */
+  syncState(host: string): HostSyncState | null {
+    const s = this.sessions.get(host);
+    if (!s) return null;
+    return {
+      connected: true,
+      appliedRevision: s.appliedRevision,
+      appliedHash: s.appliedHash,
+      desiredHash: s.sentHash,
+      lastNack: s.lastNack ?? null,
+      lastSeenAt: s.lastSeenAt,
+    };
+  }
+
+  /** The hash the host's slice has now, connected or not (null if it never said hello). */
+  desiredHash(host: string): string | null {
+    const routing = this.opts.registry.hosts.routing(host);
+    if (!routing) return null;
+    const world = this.currentWorld();
+    return sliceFor(world, world.hostServices.get(host) ?? [], routing.upstreams).hash;
+  }
+
+  disconnect(host: string, reason: string): void {
+    this.sessions.get(host)?.close(1008, reason);
+  }
+
+  // ---- connections -----------------------------------------------------------------------
+
+  private onUpgrade(req: IncomingMessage, socket: Duplex, head: Buffer): void {
+    const refuse = (status: number, code: string, message: string) => {
+      this.log.warn({ remote: req.socket.remoteAddress, code }, `agent connection refused: ${message}`);
+      const body = JSON.stringify({ error: { code, message } });
+      socket.end(`HTTP/1.1 ${status} ${status === 401 ? 'Unauthorized' : status === 403 ? 'Forbidden' : 'Not Found'}\r\ncontent-type: application/json\r\ncontent-length: ${Buffer.byteLength(body)}\r\nconnection: close\r\n\r\n${body}`);
+    };
+    if (this.stopped) return refuse(503, 'HM_ERR_UNAVAILABLE', 'server shutting down');
+    if ((req.url ?? '').split('?')[0] !== AGENT_WS_PATH) return refuse(404, 'HM_ERR_ROUTE_NOT_FOUND', `no WebSocket endpoint at ${req.url}`);
+    const tls = req.socket as TLSSocket;
+    const peer = typeof tls.getPeerX509Certificate === 'function' ? tls.getPeerX509Certificate() : undefined;
+    if (!peer) return refuse(401, 'HM_ERR_UNAUTHENTICATED', 'a host certificate is required to connect as an agent');
+    if (!tls.authorized) return refuse(401, 'HM_ERR_UNAUTHENTICATED', `host certificate rejected: ${String(tls.authorizationError)}`);
+    const host = this.hostOf(peer);
+    if (typeof host !== 'string') return refuse(403, 'HM_ERR_IDENTITY', host.error);
+    this.wss.handleUpgrade(req, socket, head, (ws) => this.accept(host, ws));
+  }
+
+  /** The host a verified client certificate speaks for, or why it may not connect. */
+  private hostOf(cert: X509Certificate): string | { error: string } {
+    const uris = (cert.subjectAltName ?? '').split(', ').filter((x) => x.startsWith('URI:')).map((x) => x.slice(4));
+    if (uris.length !== 1) return { error: 'the certificate must carry exactly one SPIFFE URI' };
+    const id = parseSpiffeId(uris[0]!);
+    if (!id || id.kind !== 'host' || id.trustDomain !== this.opts.registry.trustDomain) {
+      return { error: `${uris[0]} is not a host identity of trust domain ${this.opts.registry.trustDomain}` };
+    }
+    const routing = this.opts.registry.hosts.routing(id.name);
+    if (!routing) return { error: `host "${id.name}" is not (or no longer) part of the mesh; join again with a new token` };
+    // A certificate issued before the host (re)joined belongs to a previous holder of the name.
+    // notBefore is backdated a minute for clock skew, hence the allowance.
+    if (Date.parse(cert.validFrom) + 61_000 < Date.parse(routing.joinedAt)) {
+      return { error: `this certificate for "${id.name}" predates the host's current membership` };
+    }
+    return id.name;
+  }
+
+  private accept(host: string, ws: WebSocket): void {
+    const previous = this.sessions.get(host);
+    if (previous) previous.close(1000, 'replaced by a newer connection from the same host');
+    const session = new Session(
+      host,
+      ws,
+      {
+        hello: (s, m) => this.onHello(s, m),
+        health: (s, changes) => this.onHealth(s, changes),
+        csr: (s, m) => this.onCsr(s, m),
+        applied: () => undefined,
+        closed: (s) => this.onClosed(s),
+      },
+      this.log,
+    );
+    this.sessions.set(host, session);
+    const grace = this.graceTimers.get(host);
+    if (grace) clearTimeout(grace);
+    this.graceTimers.delete(host);
+    // An agent that does not say hello promptly is not an agent.
+    setTimeout(() => {
+      if (!session.greeted && this.sessions.get(host) === session) session.close(1008, 'no hello within 10s');
+    }, 10_000).unref();
+  }
+
+  private onHello(s: Session, m: HelloMsg): void {
+    const routing = this.opts.registry.hosts.routing(s.host)!;
+    const allowed = routing.allowedServices ? new Set(routing.allowedServices) : null;
+    const refused = allowed ? m.services.filter((x) => !allowed.has(x.name)).map((x) => x.name) : [];
+    if (refused.length > 0) {
+      s.refuse('HM_ERR_TOKEN_SCOPE', `this host's join token does not allow service(s) ${refused.join(', ')}; they are not registered`, 'hello');
+    }
+    const instances = m.services.filter((x) => !refused.includes(x.name));
+    s.services = new Set(instances.map((x) => x.name));
+    s.upstreams = [...new Set(m.upstreams)];
+    this.opts.registry.hosts.connect(s.host, {
+      agentVersion: m.agentVersion,
+      facts: m.facts,
+      inbound: m.inbound,
+      instances: instances.map((x) => ({ name: x.name, port: x.port, labels: x.labels, healthy: x.healthy })),
+      upstreams: s.upstreams,
+    });
+    this.log.info({ host: s.host, agentVersion: m.agentVersion, appliedRevision: m.appliedRevision }, 'agent connected');
+    // The hello may have changed the registry (new or healthier instances): recompute for all;
+    // either way this host gets its slice now.
+    this.opts.registry.notify();
+    this.world = null;
+    this.pushTo(s, this.currentWorld());
+  }
+
+  private onHealth(s: Session, changes: Array<{ service: string; healthy: boolean }>): void {
+    const mine = changes.filter((c) => s.services.has(c.service));
+    if (mine.length < changes.length) {
+      s.refuse('HM_ERR_NOT_REGISTERED', `health for services this host does not register was ignored`, 'health');
+    }
+    if (mine.length === 0) return;
+    if (this.opts.registry.hosts.setHealth(s.host, mine)) {
+      this.log.info({ host: s.host, changes: mine }, 'instance health changed');
+      this.opts.registry.notify();
+    }
+  }
+
+  private async onCsr(s: Session, m: CsrMsg): Promise<void> {
+    const td = this.opts.registry.trustDomain;
+    if (m.kind === 'host' && m.name !== s.host) {
+      throw new HmError('HM_ERR_IDENTITY', `host "${s.host}" may not obtain the identity of host "${m.name}"`);
+    }
+    if (m.kind === 'service' && !s.services.has(m.name)) {
+      throw new HmError('HM_ERR_NOT_REGISTERED', `host "${s.host}" does not register service "${m.name}" (or its token does not allow it); no certificate issued`);
+    }
+    const world = this.currentWorld();
+    const issued = await this.opts.ca.signCsr(m.csr, {
+      identity: formatSpiffeId({ trustDomain: td, kind: m.kind, name: m.name }),
+      ttlMs: parseDuration(world.meshSpec.certTTL ?? MESH_DEFAULTS.certTTL),
+      ...(m.kind === 'service' ? { dnsNames: [`${m.name}.${td}`] } : {}),
+    });
+    if (m.kind === 'host') this.opts.registry.hosts.setCert(s.host, issued.serial, issued.notAfter.toISOString());
+    s.send({ type: 'cert', id: m.id, kind: m.kind, name: m.name, certPem: issued.certPem, chainPem: issued.chainPem, notAfter: issued.notAfter.toISOString() });
+    this.log.info({ host: s.host, identity: issued.spiffeId, notAfter: issued.notAfter }, 'certificate issued');
+  }
+
+  private onClosed(s: Session): void {
+    if (this.sessions.get(s.host) !== s) return; // replaced by a newer connection
+    this.sessions.delete(s.host);
+    this.opts.registry.hosts.recordSessions([
+      { name: s.host, connected: false, lastSeenAt: s.lastSeenAt, appliedRevision: s.appliedRevision, appliedHash: s.appliedHash, lastNack: s.lastNack },
+    ]);
+    this.log.info({ host: s.host }, 'agent disconnected');
+    if (!this.stopped) this.startGrace(s.host);
+  }
+
+  /** After the grace period without a connection, the host's instances stop receiving traffic. */
+  private startGrace(host: string): void {
+    const prior = this.graceTimers.get(host);
+    if (prior) clearTimeout(prior);
+    const spec = this.currentWorld().meshSpec.disconnectGracePeriod ?? MESH_DEFAULTS.disconnectGracePeriod;
+    const t = setTimeout(() => {
+      this.graceTimers.delete(host);
+      if (this.sessions.has(host) || this.stopped) return;
+      if (this.opts.registry.hosts.markInstancesUnhealthy(host)) {
+        this.log.warn({ host, grace: spec }, 'host disconnected past its grace period: its instances are now unhealthy');
+        this.opts.registry.notify();
+      }
+    }, parseDuration(spec));
+    t.unref();
+    this.graceTimers.set(host, t);
+  }
+
+  // ---- reconciliation ------------------------------------------------------------------------
+
+  private currentWorld(): World {
+    const rev = this.opts.registry.revision();
+    if (!this.world || this.world.revision !== rev) this.world = buildWorld(this.opts.registry, [this.opts.ca.rootPem]);
+    return this.world;
+  }
+
+  private scheduleRecompute(): void {
+    if (this.recomputeTimer || this.stopped) return;
+    this.recomputeTimer = setTimeout(() => {
+      this.recomputeTimer = null;
+      this.recomputeAll();
+    }, this.opts.debounceMs ?? 5);
+  }
+
+  private recomputeAll(): void {
+    const world = this.currentWorld();
+    for (const s of this.sessions.values()) if (s.greeted) this.pushTo(s, world);
+  }
+
+  private pushTo(s: Session, world: World): void {
+    const built = sliceFor(world, [...s.services], s.upstreams);
+    if (built.hash === s.sentHash) return;
+    s.sentHash = built.hash;
+    s.sentRevision = world.revision;
+    // A reconnecting agent that already runs this exact slice need not receive it again.
+    if (built.hash === s.appliedHash) return;
+    s.send({ type: 'snapshot', revision: world.revision, hash: built.hash, slice: built.slice });
+  }
+
+  private pingAll(): void {
+    for (const s of this.sessions.values()) {
+      if (!s.alive) {
+        this.log.warn({ host: s.host }, 'agent stopped answering pings; dropping its connection');
+        s.ws.terminate();
+        continue;
+      }
+      s.alive = false;
+      s.ws.ping();
+    }
+  }
+
+  /** Connection state and acks, written in one transaction per second rather than one per message. */
+  private flush(): void {
+    const rows = [];
+    for (const s of this.sessions.values()) {
+      if (!s.dirty) continue;
+      s.dirty = false;
+      rows.push({ name: s.host, connected: true, lastSeenAt: s.lastSeenAt, appliedRevision: s.appliedRevision, appliedHash: s.appliedHash, lastNack: s.lastNack });
+    }
+    if (rows.length > 0) this.opts.registry.hosts.recordSessions(rows);
+  }
+}
