@@ -78,6 +78,8 @@ export interface CaRootInfo {
 export interface StatusInfo {
   revision: number;
   trustDomain: string;
+  /** `sha256:<hex>` of the mesh root: what agents pin (`caFingerprint` in agent.yaml). */
+  caFingerprint: string;
   version: string;
   startedAt: string;
   hosts: Array<Pick<HostRecord, 'name' | 'connected' | 'agentVersion' | 'appliedRevision' | 'lastNack' | 'certExpiresAt' | 'lastSeenAt'> & { behind: boolean }>;

@@ -33,6 +33,7 @@ export function renderStatus(s: StatusInfo, url: string, now = Date.now()): stri
   let out = renderFields([
     ['server', `${url} (version ${s.version}${Number.isNaN(started) ? '' : `, up ${shortDuration(now - started)}`})`],
     ['trust domain', s.trustDomain],
+    ['CA fingerprint', s.caFingerprint ?? '-'],
     ['revision', String(s.revision)],
     ['resources', counts || '-'],
     ['hosts', `${s.hosts.length} (${connected} connected, ${behind} behind)`],

@@ -107,6 +107,7 @@ test('status: header, host table with behind marked, and last nacks', () => {
   const s: StatusInfo = {
     revision: 42,
     trustDomain: 'hostmesh.local',
+    caFingerprint: 'sha256:' + 'ab'.repeat(32),
     version: '0.1.0',
     startedAt: ago(2 * 3_600_000),
     counts: { Service: 3 },

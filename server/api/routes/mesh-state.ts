@@ -72,6 +72,7 @@ export function meshStateRoutes(app: FastifyInstance, ctx: ApiContext): void {
     return {
       revision,
       trustDomain: registry.trustDomain,
+      caFingerprint: ca.fingerprint,
       version: ctx.version,
       startedAt: ctx.startedAt.toISOString(),
       hosts: hosts.map((h) => ({
