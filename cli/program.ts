@@ -9,6 +9,7 @@ import { registerServer } from './commands/server.js';
 import { registerStatus } from './commands/status.js';
 import { registerToken } from './commands/token.js';
 import { cliVersion } from './version.js';
+import { registerAgentCommand } from '../agent/cli.js';
 
 export function buildProgram(): Command {
   const program = new Command('hostmesh')
@@ -20,6 +21,7 @@ export function buildProgram(): Command {
     .showSuggestionAfterError();
   addConnectionOptions(program);
   registerServer(program);
+  registerAgentCommand(program);
   registerApply(program);
   registerGet(program);
   registerDelete(program);

@@ -133,13 +133,20 @@ export const StatsMsg = Type.Object(
   { additionalProperties: false },
 );
 
-export const AgentMessage = Type.Union([HelloMsg, AckMsg, NackMsg, HealthMsg, CsrMsg, StatsMsg]);
+/** The agent's answer to a frame it could not take. Never answered in turn, so errors cannot ping-pong. */
+export const AgentErrorMsg = Type.Object(
+  { type: Type.Literal('error'), code: Type.String({ maxLength: 64 }), message: Type.String({ maxLength: 2000 }), ref: Type.Optional(Type.String({ maxLength: 64 })) },
+  { additionalProperties: false },
+);
+
+export const AgentMessage = Type.Union([HelloMsg, AckMsg, NackMsg, HealthMsg, CsrMsg, StatsMsg, AgentErrorMsg]);
 export type HelloMsg = Static<typeof HelloMsg>;
 export type AckMsg = Static<typeof AckMsg>;
 export type NackMsg = Static<typeof NackMsg>;
 export type HealthMsg = Static<typeof HealthMsg>;
 export type CsrMsg = Static<typeof CsrMsg>;
 export type StatsMsg = Static<typeof StatsMsg>;
+export type AgentErrorMsg = Static<typeof AgentErrorMsg>;
 export type AgentMessage = Static<typeof AgentMessage>;
 
 // ---- server → agent -------------------------------------------------------------------------
@@ -211,6 +218,7 @@ const agentValidators = {
   health: compile(HealthMsg),
   csr: compile(CsrMsg),
   stats: compile(StatsMsg),
+  error: compile(AgentErrorMsg),
 };
 const serverValidators = {
   snapshot: compile(SnapshotMsg),

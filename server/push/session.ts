@@ -86,7 +86,7 @@ export class Session {
   }
 
   private dispatch(msg: AgentMessage): void {
-    if (!this.greeted && msg.type !== 'hello') {
+    if (!this.greeted && msg.type !== 'hello' && msg.type !== 'error') {
       this.refuse('HM_ERR_BAD_MESSAGE', `send hello before ${msg.type}`, msg.type);
       return;
     }
@@ -126,6 +126,10 @@ export class Session {
         void this.handlers.csr(this, msg).catch((e: unknown) => {
           this.refuse(isHmError(e) ? e.code : 'HM_ERR_INTERNAL', isHmError(e) ? e.message : 'could not sign the request', msg.id);
         });
+        return;
+      case 'error':
+        // Logged only: answering an error with an error could loop between the two sides.
+        this.log.warn({ host: this.host, code: msg.code, ref: msg.ref }, `agent could not take a message: ${msg.message}`);
         return;
       case 'stats':
         // Golden-metric summaries are taken by the observability work; accepted and dropped for now.

@@ -21,9 +21,9 @@ describe('agents', () => {
   let s: TestServer;
   const agents: TestAgent[] = [];
   const services: Array<{ close(): Promise<void> }> = [];
-  let a: TestAgent; // web v1 on 127.0.0.2
-  let b: TestAgent; // web v2 on 127.0.0.3, with an http health check
-  let c: TestAgent; // api on 127.0.0.4, calls web
+  let a: TestAgent; // web v1 on 127.0.1.2
+  let b: TestAgent; // web v2 on 127.0.1.3, with an http health check
+  let c: TestAgent; // api on 127.0.1.4, calls web
   let bWeb: Awaited<ReturnType<typeof startEchoService>>;
 
   before(async () => {
@@ -36,10 +36,10 @@ describe('agents', () => {
       ],
     });
     assert.equal(r.status, 200, JSON.stringify(r.body));
-    services.push(await startEchoService('127.0.0.2', 8080, 'web-v1'));
-    bWeb = await startEchoService('127.0.0.3', 8080, 'web-v2');
+    services.push(await startEchoService('127.0.1.2', 8080, 'web-v1'));
+    bWeb = await startEchoService('127.0.1.3', 8080, 'web-v2');
     services.push(bWeb);
-    services.push(await startEchoService('127.0.0.4', 8081, 'api'));
+    services.push(await startEchoService('127.0.1.4', 8081, 'api'));
   });
 
   after(async () => {
@@ -50,14 +50,14 @@ describe('agents', () => {
 
   test('three agents join; each gets its host certificate and certificates for its own services only', async () => {
     const token = await createJoinToken(s);
-    a = await startTestAgent(s, { name: 'host-a', ip: '127.0.0.2', token, services: [{ name: 'web', port: 8080, labels: { version: 'v1' } }] });
+    a = await startTestAgent(s, { name: 'host-a', ip: '127.0.1.2', token, services: [{ name: 'web', port: 8080, host: '127.0.1.2', labels: { version: 'v1' } }] });
     b = await startTestAgent(s, {
       name: 'host-b',
-      ip: '127.0.0.3',
+      ip: '127.0.1.3',
       token,
-      services: [{ name: 'web', port: 8080, labels: { version: 'v2' }, check: { http: '/healthz', interval: '200ms', timeout: '150ms', fall: 2, rise: 1 } }],
+      services: [{ name: 'web', port: 8080, host: '127.0.1.3', labels: { version: 'v2' }, check: { http: '/healthz', interval: '200ms', timeout: '150ms', fall: 2, rise: 1 } }],
     });
-    c = await startTestAgent(s, { name: 'host-c', ip: '127.0.0.4', token, services: [{ name: 'api', port: 8081 }], upstreams: [{ service: 'web', localPort: 19001, bind: '127.0.0.4' }] });
+    c = await startTestAgent(s, { name: 'host-c', ip: '127.0.1.4', token, services: [{ name: 'api', port: 8081, host: '127.0.1.4' }], upstreams: [{ service: 'web', localPort: 19001, bind: '127.0.1.4' }] });
     agents.push(a, b, c);
     await Promise.all([a, b, c].map((x) => waitReady(x)));
 
@@ -79,10 +79,17 @@ describe('agents', () => {
     assert.deepEqual(hosts.body.items.map((h: { name: string }) => h.name), ['host-a', 'host-b', 'host-c']);
     const facts = hosts.body.items[0].facts;
     assert.ok(facts && typeof facts === 'object' && Object.keys(facts).length > 3, `host facts reported: ${JSON.stringify(facts)}`);
-    const inst = await s.api('GET', '/v1/instances?service=web');
-    assert.deepEqual(inst.body.items.map((i: { host: string; healthy: boolean }) => [i.host, i.healthy]), [['host-a', true], ['host-b', true]]);
+    // host-b has a health check: unknown (so not yet routable) until its first probe passes.
+    const inst = await waitFor('both web instances healthy', async () => {
+      const items = (await s.api('GET', '/v1/instances?service=web')).body.items;
+      return items.length === 2 && items.every((i: { healthy: boolean }) => i.healthy) ? items : null;
+    });
+    assert.deepEqual(inst.map((i: { host: string }) => i.host), ['host-a', 'host-b']);
     // host-c calls web: it received both endpoints, with their labels.
-    const dump = await c.configDump();
+    const dump = await waitFor('host-c sees both', async () => {
+      const d = await c.configDump();
+      return d.slice.upstreams.web.endpoints.every((e: { healthy: boolean }) => e.healthy) ? d : null;
+    });
     const eps = dump.slice.upstreams.web.endpoints;
     assert.deepEqual(eps.map((e: { host: string; labels: { version: string } }) => [e.host, e.labels.version]), [['host-a', 'v1'], ['host-b', 'v2']]);
   });
@@ -105,13 +112,13 @@ describe('agents', () => {
     cases.push({ name: 'bad-4', token: scoped, services: [{ name: 'web', port: 8080 }], expect: /allows only api/ });
 
     const single = await createJoinToken(s, { singleUse: true });
-    const first = await startTestAgent(s, { name: 'once-1', ip: '127.0.0.9', adminPort: 15091, token: single });
+    const first = await startTestAgent(s, { name: 'once-1', ip: '127.0.1.9', adminPort: 15091, token: single });
     agents.push(first);
     await waitReady(first);
     cases.push({ name: 'once-2', token: single, expect: /token/i });
 
     for (const [i, c] of cases.entries()) {
-      const ag = await startTestAgent(s, { name: c.name, ip: '127.0.0.9', adminPort: 15092 + i, inboundPort: 16000 + i, token: c.token, services: c.services ?? [] });
+      const ag = await startTestAgent(s, { name: c.name, ip: '127.0.1.9', adminPort: 15092 + i, inboundPort: 16000 + i, token: c.token, services: c.services ?? [] });
       agents.push(ag);
       const code = await Promise.race([ag.exited(), new Promise((r) => setTimeout(() => r('still running'), 15_000))]);
       assert.notEqual(code, 0, `${c.name} should exit non-zero`);
@@ -173,7 +180,7 @@ describe('agents', () => {
     try {
       ws2.send(JSON.stringify({ type: 'launch-missiles' }));
       assert.equal((await nextMessage(ws2, (m) => m.type === 'error')).code, 'HM_ERR_UNKNOWN_MESSAGE');
-      ws2.send(JSON.stringify({ ...helloFor(raw), services: [{ name: 'web', port: 'eighty' }] }));
+      ws2.send(JSON.stringify({ ...helloFor(raw), services: [{ name: 'web', port: 'eighty', labels: {}, healthy: true }] }));
       assert.match((await nextMessage(ws2, (m) => m.type === 'error')).message, /services\[0\]\.port/);
       assert.equal(ws2.readyState, WebSocket.OPEN, 'bad messages do not kill the connection');
     } finally {
@@ -211,13 +218,13 @@ describe('agents', () => {
 
   test('a snapshot the agent cannot apply is nacked, the old config stays, and status shows the nack', async () => {
     // host-c will call "db" on a port something else already holds.
-    const blocker = net.createServer().listen(19002, '127.0.0.4');
+    const blocker = net.createServer().listen(19002, '127.0.1.4');
     await new Promise((r) => blocker.once('listening', r));
     const d = await startTestAgent(s, {
       name: 'host-d',
-      ip: '127.0.0.5',
+      ip: '127.0.1.5',
       token: await createJoinToken(s),
-      upstreams: [{ service: 'web', localPort: 19003, bind: '127.0.0.5' }, { service: 'db', localPort: 19002, bind: '127.0.0.4' }],
+      upstreams: [{ service: 'web', localPort: 19003, bind: '127.0.1.5' }, { service: 'db', localPort: 19002, bind: '127.0.1.4' }],
     });
     agents.push(d);
     try {
@@ -330,7 +337,7 @@ function helloFor(h: RawHost) {
     agentVersion: 'test',
     appliedRevision: null,
     appliedHash: null,
-    inbound: { address: '127.0.0.200', port: 15443 },
+    inbound: { address: '127.0.1.200', port: 15443 },
     services: h.services.map((name) => ({ name, port: 8080, labels: {}, healthy: false })),
     upstreams: [],
     facts: {},
