@@ -16,7 +16,7 @@ import { createFrameHandler } from './control/dispatch.js';
 import { HealthReporter, type HealthSource } from './control/health-report.js';
 import { buildHello } from './control/hello.js';
 import { ensureIdentity } from './control/identity.js';
-import { ListenerDataPlane, type ConnectionHandler } from './dataplane/listeners.js';
+import { ProxyDataPlane } from './proxy/dataplane.js';
 import { collectFacts, type Facts } from './facts.js';
 import { createHealthSource } from './health-link.js';
 import { AgentMetrics } from './metrics/agent-metrics.js';
@@ -29,7 +29,6 @@ export interface AgentDeps {
   random?: () => number;
   health?: HealthSource;
   facts?: () => Promise<Facts>;
-  onConnection?: ConnectionHandler;
   timing?: Partial<ConnectionTiming>;
   /** Aborting it ends a join that is still retrying. */
   signal?: AbortSignal;
@@ -39,7 +38,7 @@ export interface RunningAgent {
   /** http://host:port of the admin endpoint. */
   adminUrl: string;
   certs: CertManager;
-  dataPlane: ListenerDataPlane;
+  dataPlane: ProxyDataPlane;
   stop(): Promise<void>;
 }
 
@@ -59,7 +58,7 @@ export async function startAgent(config: HostConfig, deps: AgentDeps = {}): Prom
   const metrics = new AgentMetrics();
   const facts = (deps.facts ?? collectFacts)();
   const health = deps.health ?? createHealthSource(config.services);
-  const parts: { certs?: CertManager; applier?: ConfigApplier; conn?: ControlConnection; dataPlane?: ListenerDataPlane } = {};
+  const parts: { certs?: CertManager; applier?: ConfigApplier; conn?: ControlConnection; dataPlane?: ProxyDataPlane } = {};
 
   const view: AdminView = {
     registry: metrics.registry,
@@ -90,7 +89,7 @@ export async function startAgent(config: HostConfig, deps: AgentDeps = {}): Prom
   try {
     const identity = await ensureIdentity({ config, store, log: child('join'), ...optional({ signal: deps.signal, random: deps.random }) });
     const trust = new TrustBundle(identity.caBundle);
-    const dataPlane = (parts.dataPlane = new ListenerDataPlane(config.upstreams, child('dataplane'), deps.onConnection));
+    const dataPlane = (parts.dataPlane = new ProxyDataPlane(config, metrics.registry, child('dataplane')));
     stops.push(() => dataPlane.close());
     const applier = new ConfigApplier({ dataPlane, store, trust, metrics, log: child('config') });
     const saved = await store.readSnapshot();
@@ -113,6 +112,7 @@ export async function startAgent(config: HostConfig, deps: AgentDeps = {}): Prom
     await certs.setServices(config.services.map((s) => s.name));
     parts.certs = certs;
     stops.push(() => certs.stop());
+    await dataPlane.start(certs, trust, identity.trustDomain);
 
     health.start();
     stops.push(() => health.stop());

@@ -105,7 +105,8 @@ export class ListenerDataPlane implements DataPlane {
 
   #listen(key: string, u: Required<Upstream>): Promise<Bound> {
     const sockets = new Set<net.Socket>();
-    const server = net.createServer((socket) => {
+    // Half-open: an app that shuts down its sending side still gets the reply (tcp upstreams).
+    const server = net.createServer({ allowHalfOpen: true }, (socket) => {
       sockets.add(socket);
       socket.once('close', () => sockets.delete(socket));
       // The handler is read per connection so setConnectionHandler applies to listeners already bound.

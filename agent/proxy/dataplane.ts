@@ -1,0 +1,131 @@
+// The data plane as the config applier sees it: prepare() compiles a snapshot into routes,
+// balancers, policies and listeners without touching traffic (anything invalid fails here, and the
+// agent nacks); commit() swaps it all in at once. Inbound and outbound proxies read the state in
+// force per connection or request, so a change never cuts established connections.
+import type net from 'node:net';
+import type { HostConfig } from '../../shared/host-config.js';
+import type { Logger } from '../../shared/log.js';
+import type { Slice } from '../../shared/protocol.js';
+import type { Registry } from 'prom-client';
+import type { CertManager } from '../certs/manager.js';
+import type { TrustBundle } from '../certs/trust.js';
+import { ListenerDataPlane, type DataPlane, type PreparedChange } from '../dataplane/listeners.js';
+import { compileAccessPolicy } from '../policy/access.js';
+import { Dialer } from './dialer.js';
+import { InboundHttp } from './inbound-http.js';
+import { InboundListener, type InboundState, type LocalService } from './inbound.js';
+import { ProxyMetrics } from './metrics.js';
+import { OutboundHttp } from './outbound-http.js';
+import { handleOutboundTcp } from './outbound-tcp.js';
+import { TlsMaterial } from './tls-material.js';
+import { compileUpstream, UpstreamState } from './upstream.js';
+
+export class ProxyDataPlane implements DataPlane {
+  private readonly listeners: ListenerDataPlane;
+  private readonly upstreams = new Map<string, UpstreamState>();
+  private inboundState: InboundState | null = null;
+  private caKey = '';
+  private readonly metrics: ProxyMetrics;
+  private material: TlsMaterial | null = null;
+  private inbound: InboundListener | null = null;
+  private inboundHttp: InboundHttp | null = null;
+  private outboundHttp: OutboundHttp | null = null;
+  private dialer: Dialer | null = null;
+  private trustDomain = '';
+
+  constructor(
+    private readonly config: HostConfig,
+    registry: Registry,
+    private readonly log: Logger,
+  ) {
+    this.metrics = new ProxyMetrics(registry);
+    this.listeners = new ListenerDataPlane(config.upstreams, log, (service, socket) => this.onOutbound(service, socket));
+  }
+
+  /** The identity this host calls with: its only (or first) registered service, else its host identity. */
+  get callerService(): string | null {
+    return this.config.services[0]?.name ?? null;
+  }
+
+  /** Once certificates exist: open the inbound listener and enable outbound connections. */
+  async start(certs: CertManager, trust: TrustBundle, trustDomain: string): Promise<void> {
+    this.trustDomain ||= trustDomain;
+    const material = (this.material = new TlsMaterial(certs, trust, this.callerService));
+    this.dialer = new Dialer(material, () => this.trustDomain);
+    this.inboundHttp = new InboundHttp(this.metrics, this.log.child({ side: 'inbound' }));
+    this.outboundHttp = new OutboundHttp(
+      (s) => this.upstreams.get(s),
+      material,
+      () => this.trustDomain,
+      () => (this.callerService ? `${this.callerService}` : `host/${this.config.name}`),
+      this.metrics,
+      this.log.child({ side: 'outbound' }),
+    );
+    this.inbound = new InboundListener(this.config.inbound, material, () => this.inboundState, this.inboundHttp, this.metrics, this.log.child({ side: 'inbound' }));
+    await this.inbound.start();
+  }
+
+  async prepare(next: Slice, prev: Slice | null): Promise<PreparedChange> {
+    // Compile everything first: a bad value throws here and the agent nacks with nothing changed.
+    const compiled = new Map<string, ReturnType<typeof compileUpstream>>();
+    for (const [name, u] of Object.entries(next.upstreams)) compiled.set(name, compileUpstream(u));
+    const services = new Map<string, LocalService>();
+    for (const s of this.config.services) {
+      const declared = next.services[s.name];
+      const protocol = declared?.spec?.protocol ?? s.protocol ?? 'tcp';
+      services.set(s.name, {
+        name: s.name,
+        protocol,
+        host: s.host,
+        port: s.port,
+        access: compileAccessPolicy(declared?.accessPolicy ?? null, next.mesh.defaultAccess),
+      });
+    }
+    const inboundState: InboundState = { trustDomain: next.mesh.trustDomain, services };
+    const listenerChange = await this.listeners.prepare(next, prev);
+    const caKey = next.caBundle.join('\n');
+    return {
+      commit: () => {
+        listenerChange.commit();
+        for (const [name, c] of compiled) {
+          let st = this.upstreams.get(name);
+          if (!st) this.upstreams.set(name, (st = new UpstreamState(name)));
+          c.apply(st);
+        }
+        for (const name of [...this.upstreams.keys()]) if (!compiled.has(name)) this.upstreams.delete(name);
+        this.trustDomain = next.mesh.trustDomain;
+        this.inboundState = inboundState;
+        if (caKey !== this.caKey) {
+          const first = this.caKey === '';
+          this.caKey = caKey;
+          if (!first) {
+            this.material?.invalidate();
+            this.inbound?.refreshTrust();
+          }
+        }
+      },
+      abort: () => listenerChange.abort(),
+    };
+  }
+
+  listening(): Record<string, string> {
+    return this.listeners.listening();
+  }
+
+  async close(): Promise<void> {
+    await this.listeners.close();
+    await this.inbound?.close();
+    this.inboundHttp?.close();
+    this.outboundHttp?.close();
+  }
+
+  private onOutbound(service: string, socket: net.Socket): void {
+    const up = this.upstreams.get(service);
+    if (!up || !this.dialer || !this.outboundHttp) {
+      socket.destroy();
+      return;
+    }
+    if (up.settings.protocol === 'http') this.outboundHttp.accept(service, socket);
+    else handleOutboundTcp(up, socket, this.dialer, this.metrics, this.log);
+  }
+}

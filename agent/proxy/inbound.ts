@@ -1,0 +1,160 @@
+// The inbound listener: TLS with the service certificate chosen by SNI, a client certificate
+// required and checked (chain to the mesh root by OpenSSL; SPIFFE ID, trust domain and usage
+// here), then the access policy, then the local instance. tcp services are piped; http services
+// go through inbound-http.ts, which checks the policy per request.
+import net from 'node:net';
+import tls from 'node:tls';
+import type { Logger } from '../../shared/log.js';
+import type { AccessEvaluator } from '../policy/access.js';
+import type { InboundHttp } from './inbound-http.js';
+import type { ProxyMetrics } from './metrics.js';
+import { pipeBoth } from './outbound-tcp.js';
+import { peerIdentity, sourceName } from './peer-identity.js';
+import { MIN_VERSION, SECURE_OPTIONS, type TlsMaterial } from './tls-material.js';
+
+export interface LocalService {
+  name: string;
+  protocol: 'http' | 'tcp';
+  host: string;
+  port: number;
+  access: AccessEvaluator;
+}
+
+export interface InboundState {
+  trustDomain: string;
+  services: ReadonlyMap<string, LocalService>;
+}
+
+export interface PeerInfo {
+  spiffeId: string;
+  source: string;
+  service: LocalService;
+}
+
+export class InboundListener {
+  private server: tls.Server | null = null;
+  private readonly sockets = new Set<net.Socket>();
+
+  constructor(
+    private readonly listen: { host: string; port: number },
+    private readonly material: TlsMaterial,
+    private readonly state: () => InboundState | null,
+    private readonly http: InboundHttp,
+    private readonly metrics: ProxyMetrics,
+    private readonly log: Logger,
+  ) {}
+
+  async start(): Promise<void> {
+    const server = tls.createServer({
+      SNICallback: (servername, cb) => {
+        const st = this.state();
+        const suffix = st ? `.${st.trustDomain}` : null;
+        const service = suffix && servername.endsWith(suffix) ? servername.slice(0, -suffix.length) : null;
+        const ctx = service && st!.services.has(service) ? this.material.serverContext(service) : null;
+        if (!ctx) cb(new Error(`no local service for server name "${servername}"`), undefined);
+        else cb(null, ctx);
+      },
+      requestCert: true,
+      rejectUnauthorized: true,
+      ca: this.material.roots(),
+      minVersion: MIN_VERSION,
+      secureOptions: SECURE_OPTIONS,
+      allowHalfOpen: true,
+      // A client that never finishes its handshake must not hold a socket forever.
+      handshakeTimeout: 10_000,
+    });
+    server.on('secureConnection', (socket) => this.onSecure(socket));
+    server.on('tlsClientError', (err: NodeJS.ErrnoException, socket) => {
+      const reason = handshakeReason(err);
+      this.metrics.handshakeFailed('inbound', reason);
+      this.log.info({ remote: socket.remoteAddress, reason, err: err.message }, 'inbound TLS handshake refused');
+      socket.destroy();
+    });
+    server.on('connection', (s: net.Socket) => {
+      this.sockets.add(s);
+      s.once('close', () => this.sockets.delete(s));
+    });
+    await new Promise<void>((resolve, reject) => {
+      server.once('error', (e: NodeJS.ErrnoException) =>
+        reject(new Error(`cannot listen on ${this.listen.host}:${this.listen.port} for inbound traffic: ${e.code === 'EADDRINUSE' ? 'the port is already in use' : e.code ?? e.message}`)),
+      );
+      server.listen({ host: this.listen.host, port: this.listen.port }, () => {
+        server.removeAllListeners('error');
+        server.on('error', (e) => this.log.error({ err: e.message }, 'inbound listener error'));
+        resolve();
+      });
+    });
+    this.server = server;
+    this.log.info({ listen: `${this.listen.host}:${this.listen.port}` }, 'inbound listener up');
+  }
+
+  /** The mesh roots changed: new handshakes verify clients against the new bundle. */
+  refreshTrust(): void {
+    this.server?.setSecureContext({ ca: this.material.roots(), minVersion: MIN_VERSION, secureOptions: SECURE_OPTIONS });
+  }
+
+  async close(): Promise<void> {
+    const s = this.server;
+    this.server = null;
+    if (!s) return;
+    await new Promise<void>((resolve) => {
+      s.close(() => resolve());
+      for (const sock of this.sockets) sock.destroy();
+    });
+  }
+
+  private onSecure(socket: tls.TLSSocket): void {
+    socket.on('error', () => undefined);
+    const st = this.state();
+    const servername = typeof socket.servername === 'string' ? socket.servername : '';
+    const service = st ? st.services.get(servername.slice(0, -(st.trustDomain.length + 1))) : undefined;
+    if (!st || !service) {
+      this.metrics.handshakeFailed('inbound', 'UNKNOWN_SERVICE');
+      socket.destroy();
+      return;
+    }
+    const id = peerIdentity(socket.getPeerX509Certificate(), st.trustDomain, 'client');
+    if (typeof id === 'string') {
+      this.metrics.handshakeFailed('inbound', id);
+      this.log.info({ remote: socket.remoteAddress, reason: id, service: service.name }, 'inbound client certificate refused');
+      socket.destroy();
+      return;
+    }
+    const peer: PeerInfo = { spiffeId: `spiffe://${id.trustDomain}/${id.kind}/${id.name}`, source: sourceName(id), service };
+    if (service.protocol === 'http') {
+      this.http.accept(socket, peer);
+      return;
+    }
+    const decision = service.access.decide(peer.source, null, null);
+    if (!decision.allowed || decision.wouldDeny) this.metrics.denied(service.name, decision.reason, decision.audit ? 'audit' : 'enforce');
+    if (!decision.allowed) {
+      this.log.info({ source: peer.spiffeId, service: service.name, reason: decision.reason }, 'tcp connection denied by access policy');
+      socket.destroy();
+      return;
+    }
+    const local = net.connect({ host: service.host, port: service.port, allowHalfOpen: true, noDelay: true });
+    socket.pause();
+    local.once('connect', () => {
+      this.metrics.tcpOpened('inbound', service.name);
+      pipeBoth(socket, local, () => this.metrics.tcpClosed('inbound', service.name, socket.bytesRead, socket.bytesWritten));
+    });
+    local.once('error', (e) => {
+      if (local.connecting) {
+        this.log.warn({ service: service.name, err: e.message }, 'local instance refused a tcp connection');
+        socket.destroy();
+      }
+    });
+  }
+}
+
+function handshakeReason(err: NodeJS.ErrnoException): string {
+  const m = `${err.code ?? ''} ${err.message}`;
+  if (/no local service/.test(m)) return 'UNKNOWN_SERVER_NAME';
+  if (/PEER_DID_NOT_RETURN_A_CERTIFICATE|peer did not return a certificate/i.test(m)) return 'NO_CLIENT_CERT';
+  if (/CERTIFICATE_EXPIRED|certificate expired/i.test(m)) return 'CERT_EXPIRED';
+  if (/UNKNOWN_CA|unable to get local issuer|self.signed|CERTIFICATE_VERIFY_FAILED|certificate verify failed/i.test(m)) return 'UNTRUSTED_CERT';
+  if (/WRONG_VERSION_NUMBER|HTTP_REQUEST|http request|wrong version|unsupported protocol|UNSUPPORTED_PROTOCOL/i.test(m)) return 'NOT_TLS';
+  if (/ECONNRESET|socket hang up/i.test(m)) return 'RESET';
+  if (/timed? ?out/i.test(m)) return 'TIMEOUT';
+  return 'HANDSHAKE_FAILED';
+}
