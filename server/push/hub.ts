@@ -13,6 +13,7 @@ import type { Logger } from '../../shared/log.js';
 import { AGENT_WS_PATH, MAX_FRAME_BYTES, type CsrMsg, type HelloMsg } from '../../shared/protocol.js';
 import type { CertificateAuthority } from '../ca/index.js';
 import type { Registry } from '../registry/registry.js';
+import { normalizeSerial } from '../registry/hosts.repo.js';
 import { Session } from './session.js';
 import { buildWorld, MESH_DEFAULTS, sliceFor, type World } from './slices.js';
 
@@ -134,10 +135,11 @@ export class PushHub {
     }
     const routing = this.opts.registry.hosts.routing(id.name);
     if (!routing) return { error: `host "${id.name}" is not (or no longer) part of the mesh; join again with a new token` };
-    // A certificate issued before the host (re)joined belongs to a previous holder of the name.
-    // notBefore is backdated a minute for clock skew, hence the allowance.
-    if (Date.parse(cert.validFrom) + 61_000 < Date.parse(routing.joinedAt)) {
-      return { error: `this certificate for "${id.name}" predates the host's current membership` };
+    // Only the host certificates issued to this membership (the latest, and the one before it in
+    // case a renewal was not saved) are accepted: a certificate from before a host was removed and
+    // joined again belongs to a previous holder of the name.
+    if (!routing.certSerials.includes(normalizeSerial(cert.serialNumber))) {
+      return { error: `this certificate for "${id.name}" is not one issued to the host's current membership; join again` };
     }
     return id.name;
   }

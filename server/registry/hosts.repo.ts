@@ -21,6 +21,13 @@ export interface HostRouting {
   allowedServices: string[] | null;
   upstreams: string[];
   joinedAt: string;
+  /** Serials (normalized hex) of the host certificates this membership accepts. */
+  certSerials: string[];
+}
+
+/** Hex serials compare equal however they were printed (case, leading zeros). */
+export function normalizeSerial(hex: string): string {
+  return hex.toLowerCase().replace(/^0+(?=.)/, '');
 }
 
 interface HostRow {
@@ -42,6 +49,7 @@ interface HostRow {
   inbound_port: number | null;
   applied_hash: string | null;
   upstreams: string | null;
+  prev_cert_serial: string | null;
 }
 
 interface InstanceRow {
@@ -71,6 +79,7 @@ export class HostsRepo {
       allowedServices: r.allowed_services ? (JSON.parse(r.allowed_services) as string[]) : null,
       upstreams: r.upstreams ? (JSON.parse(r.upstreams) as string[]) : [],
       joinedAt: r.joined_at,
+      certSerials: [r.cert_serial, r.prev_cert_serial].filter((x): x is string => !!x).map(normalizeSerial),
     };
   }
 
@@ -179,7 +188,7 @@ export class HostsRepo {
   }
 
   setCert(name: string, serial: string, expiresAt: string): void {
-    this.db.prepare('UPDATE hosts SET cert_serial = ?, cert_expires_at = ? WHERE name = ?').run(serial, expiresAt, name);
+    this.db.prepare('UPDATE hosts SET prev_cert_serial = cert_serial, cert_serial = ?, cert_expires_at = ? WHERE name = ?').run(serial, expiresAt, name);
   }
 
   /** At server start nobody is connected yet, whatever the last run recorded. */

@@ -89,4 +89,9 @@ export const MIGRATIONS: readonly string[] = [
   ALTER TABLE hosts ADD COLUMN applied_hash TEXT;
   ALTER TABLE hosts ADD COLUMN upstreams TEXT;
   `,
+  // 3: the previous host certificate's serial, so an agent that crashed before saving a renewed
+  // certificate can still connect with the one it has.
+  `
+  ALTER TABLE hosts ADD COLUMN prev_cert_serial TEXT;
+  `,
 ];

@@ -200,6 +200,22 @@ describe('agents', () => {
     for (const name of ['raw-1', 'raw-2']) assert.equal((await s.api('DELETE', `/v1/hosts/${name}`)).status, 200);
   });
 
+  test('a removed host that joins again: only the new membership’s certificate connects', async () => {
+    const old = await joinRawHost(s, 'raw-3', []);
+    (await openAgentSocket(s, old)).close();
+    assert.equal((await s.api('DELETE', '/v1/hosts/raw-3')).status, 200);
+    const fresh = await joinRawHost(s, 'raw-3', []);
+    const status = await new Promise<number>((resolve) => {
+      const ws = new WebSocket(`wss://127.0.0.1:${s.port}/v1/agent/connect`, { ca: s.caPem, cert: old.certPem, key: old.keyPem });
+      ws.on('unexpected-response', (_req, res) => resolve(res.statusCode ?? 0));
+      ws.on('open', () => (ws.close(), resolve(101)));
+      ws.on('error', () => resolve(-1));
+    });
+    assert.equal(status, 403, 'the certificate of the previous membership is refused');
+    (await openAgentSocket(s, fresh)).close();
+    assert.equal((await s.api('DELETE', '/v1/hosts/raw-3')).status, 200);
+  });
+
   test('an apply reaches every affected agent and status shows them at the new revision', async () => {
     const r = await s.api('PUT', '/v1/resources/Mesh/default', { kind: 'Mesh', name: 'default', spec: { defaultAccess: 'allow', disconnectGracePeriod: '2s', certTTL: '1h' } });
     assert.equal(r.status, 200);
