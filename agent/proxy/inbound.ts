@@ -28,7 +28,11 @@ export interface InboundState {
 export interface PeerInfo {
   spiffeId: string;
   source: string;
-  service: LocalService;
+  /**
+   * The service as configured NOW: read per request, so a policy pushed while a connection is
+   * open applies to its next request (connections between agents are long-lived and pooled).
+   */
+  readonly service: LocalService;
 }
 
 export class InboundListener {
@@ -120,7 +124,18 @@ export class InboundListener {
       socket.destroy();
       return;
     }
-    const peer: PeerInfo = { spiffeId: `spiffe://${id.trustDomain}/${id.kind}/${id.name}`, source: sourceName(id), service };
+    const state = this.state;
+    let last = service;
+    const peer: PeerInfo = {
+      spiffeId: `spiffe://${id.trustDomain}/${id.kind}/${id.name}`,
+      source: sourceName(id),
+      get service(): LocalService {
+        // If the service left the config, keep answering with its last settings until the connection ends.
+        const now = state()?.services.get(last.name);
+        if (now) last = now;
+        return last;
+      },
+    };
     if (service.protocol === 'http') {
       this.http.accept(socket, peer);
       return;
