@@ -2,7 +2,6 @@
 // knows the distro; node:os answers at once, so it fills in whatever si has not said within the
 // time budget (some of its probes spawn commands that can hang on a sick machine).
 import os from 'node:os';
-import si from 'systeminformation';
 import { VERSION } from '../shared/version.js';
 
 export const FACTS_BUDGET_MS = 2_000;
@@ -27,7 +26,8 @@ export async function collectFacts(budgetMs = FACTS_BUDGET_MS): Promise<Facts> {
     timer = setTimeout(() => resolve(null), budgetMs);
     timer.unref();
   });
-  const detailed = Promise.all([si.osInfo(), si.cpu(), si.mem()]).catch(() => null);
+  // Loaded on use: the library is large and the agent needs it once, for hello.
+  const detailed = import('systeminformation').then(({ default: si }) => Promise.all([si.osInfo(), si.cpu(), si.mem()])).catch(() => null);
   const got = await Promise.race([detailed, timeout]);
   clearTimeout(timer);
   if (got) {

@@ -2,7 +2,6 @@
 // make a key and CSR here (the key never leaves the host), trade the join token for a host cert.
 // Refusals (bad token, wrong scope, name taken) do not fix themselves, so they end the agent with a
 // line telling the operator what to do; an unreachable or failing server is retried with backoff.
-import { Agent, request } from 'undici';
 import { Backoff } from '../../shared/backoff.js';
 import { generateKeyAndCsr } from '../../shared/csr.js';
 import { HmError } from '../../shared/errors.js';
@@ -84,6 +83,8 @@ function describe(e: unknown): string {
 }
 
 async function postJoin(config: HostConfig, rootPem: string, body: JoinRequest, signal: AbortSignal | undefined): Promise<JoinResponse> {
+  // Loaded only when joining: an agent that has joined never needs an HTTP client (and its memory).
+  const { Agent, request } = await import('undici');
   const dispatcher = new Agent({ connect: { ca: rootPem, timeout: HTTP_TIMEOUT_MS }, headersTimeout: HTTP_TIMEOUT_MS, bodyTimeout: HTTP_TIMEOUT_MS });
   try {
     let res;

@@ -1,7 +1,7 @@
 // What the API commands share: the connection flags, the output flag, and a client that is
 // always closed so that no pooled socket keeps the process alive after the answer is printed.
 import { Option, type Command } from 'commander';
-import { ApiClient } from '../client.js';
+import type { ApiClient } from '../client.js';
 import { resolveConnection, type ConnectionFlags } from '../connection.js';
 import { OUTPUT_FORMATS, parseOutputFormat, type OutputFormat } from '../output.js';
 
@@ -31,6 +31,8 @@ export function outputOf(cmd: Command): OutputFormat {
 
 export async function withClient<T>(cmd: Command, fn: (client: ApiClient) => Promise<T>): Promise<T> {
   const o = cmd.optsWithGlobals() as CommonOptions;
+  // Loaded here, not at the top: `hostmesh agent` shares this program and needs no HTTP client.
+  const { ApiClient } = await import('../client.js');
   const client = new ApiClient(resolveConnection({ server: o.server, token: o.token, caFile: o.caFile, dataDir: o.dataDir }));
   try {
     return await fn(client);

@@ -86,7 +86,7 @@ test('joins with flags given after `agent` (even where the program has global --
   const admin = await freePort();
   const stateDir = path.join(dir, 'sigterm');
   const file = write('ok.yaml', `caFingerprint: ${fake.fingerprint}\nservices:\n  - { name: web, port: 8080 }\n`);
-  const child = run(['agent', '--config', file, '--server', fake.url, '--token', 'good-token', '--name', 'sigterm', '--state-dir', stateDir, '--admin', `127.0.0.1:${admin}`, '--address', '127.0.0.1']);
+  const child = run(['agent', '--config', file, '--server', fake.url, '--token', 'good-token', '--name', 'sigterm', '--state-dir', stateDir, '--admin', `127.0.0.1:${admin}`, '--address', '127.0.0.1', '--inbound', `127.0.0.1:${await freePort()}`]);
   await until(async () => {
     try {
       return (await getText(`http://127.0.0.1:${admin}/readyz`)).status > 0 && fake.connected();

@@ -259,6 +259,10 @@ export function snapshot(revision: number, slice: unknown): { type: 'snapshot'; 
   return { type: 'snapshot', revision, hash: hashOf(slice), slice };
 }
 
+// Every agent now binds its inbound listener, and test files run in parallel: give each config a
+// port of its own rather than the shared default 15443.
+let nextInbound = 20000 + (process.pid % 1000) * 20;
+
 export function agentConfig(fake: FakeServer, stateDir: string, extra: Partial<HostConfigInput> = {}): HostConfig {
   return resolveHostConfig({
     server: fake.url,
@@ -267,7 +271,7 @@ export function agentConfig(fake: FakeServer, stateDir: string, extra: Partial<H
     name: 'web-1',
     address: '127.0.0.1',
     stateDir,
-    inbound: '127.0.0.1:15443',
+    inbound: `127.0.0.1:${nextInbound++}`,
     admin: '127.0.0.1:0',
     services: [{ name: 'web', port: 8080 }],
     ...extra,
