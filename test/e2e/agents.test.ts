@@ -152,7 +152,14 @@ describe('agents', () => {
       ws.send(JSON.stringify({ type: 'csr', id: 'x2', kind: 'host', name: 'host-c', csr: other.csrPem }));
       const refused2 = await nextMessage(ws, (m) => m.ref === 'x2');
       assert.equal(refused2.code, 'HM_ERR_IDENTITY');
-      // Its own service works.
+      // A host certificate is never an admin credential.
+    const { Agent: UAgent, request } = await import('undici');
+    const withCert = new UAgent({ connect: { ca: s.caPem, cert: raw.certPem, key: raw.keyPem } });
+    const asAdmin = await request(`${s.url}/v1/status`, { dispatcher: withCert });
+    assert.equal(asAdmin.statusCode, 401);
+    await asAdmin.body.dump();
+    await withCert.close();
+    // Its own service works.
       const own = await generateKeyAndCsr(`spiffe://${TD}/service/web`);
       ws.send(JSON.stringify({ type: 'csr', id: 'x3', kind: 'service', name: 'web', csr: own.csrPem }));
       const cert = await nextMessage(ws, (m) => m.id === 'x3' || m.ref === 'x3');
