@@ -1,7 +1,6 @@
 // The server's data dir: created owner-only, checked writable up front so a bad dir is one clear
 // error at start rather than a failure on the first write.
 import fs from 'node:fs';
-import path from 'node:path';
 import { HmError } from '../shared/errors.js';
 
 export const DATA_FILES = {
@@ -22,12 +21,4 @@ export function prepareDataDir(dir: string): void {
   } catch (e) {
     throw new HmError('HM_ERR_STARTUP', `data dir ${dir} is not usable: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}; give a writable directory with --data-dir`, { cause: e });
   }
-}
-
-/** Write a file atomically with the given mode: a crash leaves the old file or the new one, never half. */
-export function writeFileAtomic(file: string, content: string, mode: number): void {
-  const tmp = path.join(path.dirname(file), `.${path.basename(file)}.${process.pid}.tmp`);
-  fs.writeFileSync(tmp, content, { mode });
-  fs.chmodSync(tmp, mode);
-  fs.renameSync(tmp, file);
 }

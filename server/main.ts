@@ -10,7 +10,8 @@ import { buildApp } from './api/app.js';
 import type { ApiContext } from './api/context.js';
 import { CertificateAuthority, ensureServerCert } from './ca/index.js';
 import { resolveServerConfig, urlFor, type ServerOptions } from './config.js';
-import { DATA_FILES, prepareDataDir, writeFileAtomic } from './data-dir.js';
+import { DATA_FILES, prepareDataDir } from './data-dir.js';
+import { writeFileAtomic } from '../shared/files.js';
 import { Registry } from './registry/registry.js';
 import { PushHub } from './push/hub.js';
 
@@ -34,7 +35,7 @@ export async function startServer(opts: ServerOptions): Promise<RunningServer> {
       ipAddresses: [...new Set(['127.0.0.1', '::1', ...(isIp ? [cfg.publicHost] : []), ...(net.isIP(cfg.host) && cfg.host !== '0.0.0.0' && cfg.host !== '::' ? [cfg.host] : [])])],
     });
 
-    bootstrapAdminToken(registry, cfg.dataDir);
+    await bootstrapAdminToken(registry, cfg.dataDir);
 
     const publicUrl = urlFor(cfg.publicHost, cfg.port);
     const ctx: ApiContext = { registry, ca, log, version: VERSION, startedAt: new Date(), publicUrl, hub: null };
@@ -51,7 +52,7 @@ export async function startServer(opts: ServerOptions): Promise<RunningServer> {
       const why = code === 'EADDRINUSE' ? 'the port is already in use' : code === 'EACCES' ? 'permission denied' : code === 'EADDRNOTAVAIL' ? 'no such local address' : (e as Error).message;
       throw new HmError('HM_ERR_STARTUP', `cannot listen on ${cfg.host}:${cfg.port}: ${why}`, { cause: e });
     }
-    writeFileAtomic(
+    await writeFileAtomic(
       path.join(cfg.dataDir, DATA_FILES.serverInfo),
       JSON.stringify({ url: publicUrl, trustDomain: registry.trustDomain, caFingerprint: ca.fingerprint, version: VERSION }, null, 2) + '\n',
       0o644,
@@ -82,11 +83,11 @@ export async function startServer(opts: ServerOptions): Promise<RunningServer> {
  * On the very first start there is no admin token: make one, print it once, and leave a copy only
  * the owner can read for the local CLI. Later starts print nothing (only the hash is stored).
  */
-function bootstrapAdminToken(registry: Registry, dataDir: string): void {
+async function bootstrapAdminToken(registry: Registry, dataDir: string): Promise<void> {
   if (registry.adminTokens.activeCount() > 0) return;
   const created = registry.adminTokens.create({ role: 'admin', description: 'bootstrap token made on first start', actor: 'server' });
   const file = path.join(dataDir, DATA_FILES.adminToken);
-  writeFileAtomic(file, created.token + '\n', 0o600);
+  await writeFileAtomic(file, created.token + '\n', 0o600);
   process.stdout.write(
     `\nhostmesh: first start. Admin token (shown once; a copy readable only by you is in ${file}):\n\n    ${created.token}\n\n`,
   );

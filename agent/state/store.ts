@@ -11,7 +11,7 @@ import path from 'node:path';
 import { hashOf } from '../../shared/canonical.js';
 import { sliceValidator, type Slice } from '../../shared/protocol.js';
 import { certBlocks, keyMatchesCert, parseCert } from '../certs/pem.js';
-import { ensurePrivateDir, FILE_MODE, KEY_MODE, readIfExists, writeFileAtomic } from './files.js';
+import { ensurePrivateDir, FILE_MODE, KEY_MODE, readIfExists, writeFileAtomic } from '../../shared/files.js';
 
 export const STATE_FILES = {
   hostKey: 'host.key.pem',

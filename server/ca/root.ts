@@ -6,7 +6,7 @@ import { webcrypto } from 'node:crypto';
 import { CLOCK_SKEW_MS, randomSerialHex, type Issuer } from './leaf.js';
 import { EC_P256, ECDSA_SHA256, generateP256, importP256SigningKey, spkiOfPrivateKeyPem } from './keys.js';
 import { pemBlocks, toPem } from './pem.js';
-import { CERT_MODE, KEY_MODE, exists, tightenKeyMode, writeFileAtomic } from './files.js';
+import { CERT_MODE, KEY_MODE, exists, tightenKeyMode, writeFileAtomic } from '../../shared/files.js';
 import { x509, type X509 } from './x509.js';
 
 export const ROOT_CERT_FILE = 'root.crt.pem';

@@ -3,7 +3,7 @@ import { promises as fs } from 'node:fs';
 import path from 'node:path';
 import { HmError } from '../../shared/errors.js';
 import type { CertificateAuthority } from './authority.js';
-import { KEY_MODE, readIfExists, tightenKeyMode, writeFileAtomic } from './files.js';
+import { KEY_MODE, readIfExists, tightenKeyMode, writeFileAtomic } from '../../shared/files.js';
 import { spkiOfPrivateKeyPem } from './keys.js';
 import { canonicalIp, checkDnsNames, checkIpAddresses } from './names.js';
 import { pemBlocks } from './pem.js';

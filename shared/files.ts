@@ -1,14 +1,19 @@
-// File primitives for the state dir. Every write goes through a temp file and a rename so a crash
-// leaves the old content or the new, never half a key or half a snapshot.
+// File primitives for the server's data dir and the agent's state dir. Every write goes through a
+// temp file and a rename so a crash leaves the old content or the new, never half a key.
 import { randomBytes } from 'node:crypto';
 import { promises as fs } from 'node:fs';
 import path from 'node:path';
 
 export const KEY_MODE = 0o600;
 export const FILE_MODE = 0o644;
+export const CERT_MODE = FILE_MODE;
 export const DIR_MODE = 0o700;
 
-export async function writeFileAtomic(file: string, data: string, mode: number): Promise<void> {
+/**
+ * With `noClobber` the final step is link() instead of rename(), which fails with EEXIST rather
+ * than replacing a file another process wrote meanwhile (used for the CA key).
+ */
+export async function writeFileAtomic(file: string, data: string, mode: number, opts: { noClobber?: boolean } = {}): Promise<void> {
   const dir = path.dirname(file);
   const tmp = path.join(dir, `.${path.basename(file)}.${process.pid}.${randomBytes(4).toString('hex')}.tmp`);
   try {
@@ -21,12 +26,27 @@ export async function writeFileAtomic(file: string, data: string, mode: number):
       await fh.close();
     }
     await fs.chmod(tmp, mode); // open() filters the mode through the umask; set exactly what we mean
-    await fs.rename(tmp, file);
+    if (opts.noClobber) await linkNoClobber(tmp, file);
+    else await fs.rename(tmp, file);
   } catch (err) {
     await fs.rm(tmp, { force: true });
     throw err;
   }
   await syncDir(dir);
+}
+
+async function linkNoClobber(tmp: string, file: string): Promise<void> {
+  try {
+    await fs.link(tmp, file);
+    await fs.unlink(tmp);
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code;
+    // Some filesystems (FAT, certain network mounts) have no hard links; there a check-then-rename
+    // is the best we can do, and the window it leaves only matters if two servers race on one dir.
+    if (code !== 'EPERM' && code !== 'ENOTSUP' && code !== 'ENOSYS') throw err;
+    if (await exists(file)) throw Object.assign(new Error(`${file} already exists`), { code: 'EEXIST' });
+    await fs.rename(tmp, file);
+  }
 }
 
 async function syncDir(dir: string): Promise<void> {
@@ -59,4 +79,20 @@ export async function ensurePrivateDir(dir: string): Promise<void> {
   const st = await fs.stat(dir);
   if (!st.isDirectory()) throw Object.assign(new Error(`${dir} is not a directory`), { code: 'ENOTDIR' });
   if ((st.mode & 0o077) !== 0 && st.uid === process.getuid?.()) await fs.chmod(dir, DIR_MODE);
+}
+
+/** Tighten a private key file that someone loosened (e.g. a restore from backup with 0644). */
+export async function tightenKeyMode(file: string): Promise<void> {
+  const st = await fs.stat(file);
+  if ((st.mode & 0o777 & ~KEY_MODE) !== 0) await fs.chmod(file, KEY_MODE);
+}
+
+export async function exists(file: string): Promise<boolean> {
+  try {
+    await fs.lstat(file);
+    return true;
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return false;
+    throw err;
+  }
 }
