@@ -11,6 +11,8 @@ export interface ServerOptions {
   trustDomain?: string;
   /** Address agents and the CLI should use, when it differs from the listen address (e.g. 0.0.0.0). */
   advertise?: string;
+  /** Serve /metrics without a token (for a Prometheus that cannot send one). */
+  metricsPublic?: boolean;
 }
 
 export interface ServerConfig {
@@ -20,6 +22,7 @@ export interface ServerConfig {
   /** undefined: keep the data dir's (or the default for a new one). */
   readonly trustDomain: string | undefined;
   readonly publicHost: string;
+  readonly metricsPublic: boolean;
 }
 
 export const SERVER_DEFAULTS = { dataDir: './data', listen: '127.0.0.1:7443' } as const;
@@ -46,6 +49,7 @@ export function resolveServerConfig(opts: ServerOptions): ServerConfig {
     port,
     trustDomain: opts.trustDomain,
     publicHost,
+    metricsPublic: opts.metricsPublic === true,
   });
 }
 

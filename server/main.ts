@@ -14,6 +14,7 @@ import { DATA_FILES, prepareDataDir } from './data-dir.js';
 import { writeFileAtomic } from '../shared/files.js';
 import { Registry } from './registry/registry.js';
 import { PushHub } from './push/hub.js';
+import { ServerMetrics } from './metrics.js';
 
 export interface RunningServer {
   url: string;
@@ -38,9 +39,10 @@ export async function startServer(opts: ServerOptions): Promise<RunningServer> {
     await bootstrapAdminToken(registry, cfg.dataDir);
 
     const publicUrl = urlFor(cfg.publicHost, cfg.port);
-    const ctx: ApiContext = { registry, ca, log, version: VERSION, startedAt: new Date(), publicUrl, hub: null };
+    const metrics = new ServerMetrics();
+    const ctx: ApiContext = { registry, ca, log, version: VERSION, startedAt: new Date(), publicUrl, hub: null, metrics, metricsPublic: cfg.metricsPublic };
     const app = await buildApp(ctx, { certPem: serverCert.certPem, keyPem: serverCert.keyPem, caPem: ca.rootPem });
-    const hub = new PushHub({ registry, ca, log });
+    const hub = new PushHub({ registry, ca, log, metrics });
     hub.attach(app.server);
     ctx.hub = hub;
     try {

@@ -12,6 +12,7 @@ interface Flags {
   listen: string;
   trustDomain?: string;
   advertise?: string;
+  metricsPublic?: boolean;
 }
 
 export function registerServer(program: Command): void {
@@ -21,6 +22,7 @@ export function registerServer(program: Command): void {
     .option('--listen <host:port>', 'address of the HTTPS API', DEFAULT_LISTEN)
     .option('--trust-domain <td>', 'SPIFFE trust domain, fixed when the data dir is first made (default hostmesh.local)')
     .option('--advertise <host>', 'host name or address agents and the CLI should dial, when it differs from --listen')
+    .option('--metrics-public', 'serve GET /metrics without a token (default: a viewer or admin token is required)')
     .addHelpText('after', `\nThe data dir is --data-dir, else HOSTMESH_DATA_DIR, else ${DEFAULT_DATA_DIR}.`)
     .action(async (_opts: unknown, self: Command) => {
       // --data-dir is program-wide (the API commands read the same dir), hence WithGlobals.
@@ -32,6 +34,7 @@ export function registerServer(program: Command): void {
       };
       if (f.trustDomain !== undefined) opts.trustDomain = f.trustDomain;
       if (f.advertise !== undefined) opts.advertise = f.advertise;
+      if (f.metricsPublic) opts.metricsPublic = true;
       const { runServer } = await import('../../server/main.js');
       await runServer(opts);
     });

@@ -71,7 +71,16 @@ export async function buildApp(ctx: ApiContext, tls: TlsMaterial | null): Promis
   joinRoutes(app, ctx);
   app.get('/openapi.json', { config: { access: 'public' }, schema: { hide: true } }, async () => app.swagger());
 
+  app.get('/metrics', { config: { access: ctx.metricsPublic ? 'public' : 'read' }, schema: { tags: ['server'], summary: 'Prometheus metrics of the server' } }, async (_req, reply) => {
+    ctx.metrics.revision.set(ctx.registry.revision());
+    ctx.metrics.agentsConnected.set(ctx.hub?.connectedCount() ?? 0);
+    void reply.header('content-type', ctx.metrics.registry.contentType);
+    return ctx.metrics.registry.metrics();
+  });
+
   app.addHook('onResponse', async (req, reply) => {
+    // The route pattern, not the URL: names in paths would make the label set unbounded.
+    ctx.metrics.apiRequests.inc({ method: req.method, route: req.routeOptions.url ?? 'unmatched', status: reply.statusCode });
     if (req.method !== 'GET' && req.method !== 'HEAD' && reply.statusCode < 400) {
       ctx.log.info({ method: req.method, url: req.url, status: reply.statusCode, actor: req.principal?.id }, 'admin write');
     }

@@ -3,6 +3,7 @@ import type { Logger } from '../../shared/log.js';
 import type { CertificateAuthority } from '../ca/index.js';
 import type { Registry } from '../registry/registry.js';
 import type { PushHub } from '../push/hub.js';
+import type { ServerMetrics } from '../metrics.js';
 
 export interface ApiContext {
   registry: Registry;
@@ -12,6 +13,8 @@ export interface ApiContext {
   startedAt: Date;
   /** Set once the push hub is attached (after the app is built, before it listens). */
   hub: PushHub | null;
+  metrics: ServerMetrics;
+  metricsPublic: boolean;
   /** The URL agents and the CLI reach this server at. */
   publicUrl: string;
 }

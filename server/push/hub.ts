@@ -15,6 +15,7 @@ import type { CertificateAuthority } from '../ca/index.js';
 import type { Registry } from '../registry/registry.js';
 import { normalizeSerial } from '../registry/hosts.repo.js';
 import { Session } from './session.js';
+import type { ServerMetrics } from '../metrics.js';
 import { buildWorld, MESH_DEFAULTS, sliceFor, type World } from './slices.js';
 
 export interface HubOptions {
@@ -25,6 +26,7 @@ export interface HubOptions {
   pingIntervalMs?: number;
   /** Coalesce bursts of registry changes (e.g. a reconnect storm's hellos) into one recompute. */
   debounceMs?: number;
+  metrics?: ServerMetrics;
 }
 
 export interface HostSyncState {
@@ -154,7 +156,13 @@ export class PushHub {
         hello: (s, m) => this.onHello(s, m),
         health: (s, changes) => this.onHealth(s, changes),
         csr: (s, m) => this.onCsr(s, m),
-        applied: () => undefined,
+        applied: (s) => {
+          if (s.sentAt !== null && s.appliedHash === s.sentHash) {
+            this.opts.metrics?.pushToAck.observe((performance.now() - s.sentAt) / 1000);
+            s.sentAt = null;
+          }
+        },
+        nacked: () => this.opts.metrics?.nacks.inc(),
         closed: (s) => this.onClosed(s),
       },
       this.log,
@@ -221,6 +229,7 @@ export class PushHub {
       ...(m.kind === 'service' ? { dnsNames: [`${m.name}.${td}`] } : {}),
     });
     if (m.kind === 'host') this.opts.registry.hosts.setCert(s.host, issued.serial, issued.notAfter.toISOString());
+    this.opts.metrics?.certificatesIssued.inc({ kind: m.kind });
     s.send({ type: 'cert', id: m.id, kind: m.kind, name: m.name, certPem: issued.certPem, chainPem: issued.chainPem, notAfter: issued.notAfter.toISOString() });
     this.log.info({ host: s.host, identity: issued.spiffeId, notAfter: issued.notAfter }, 'certificate issued');
   }
@@ -280,6 +289,8 @@ export class PushHub {
     s.sentRevision = world.revision;
     // A reconnecting agent that already runs this exact slice need not receive it again.
     if (built.hash === s.appliedHash) return;
+    s.sentAt = performance.now();
+    this.opts.metrics?.pushes.inc();
     s.send({ type: 'snapshot', revision: world.revision, hash: built.hash, slice: built.slice });
   }
 

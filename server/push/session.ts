@@ -18,6 +18,7 @@ export interface SessionHandlers {
   health(s: Session, changes: Array<{ service: string; healthy: boolean }>): void;
   csr(s: Session, msg: CsrMsg): Promise<void>;
   applied(s: Session): void;
+  nacked(s: Session): void;
   closed(s: Session): void;
 }
 
@@ -28,6 +29,8 @@ export class Session {
   /** Hash and revision of the last snapshot sent, and of the last one the agent acked. */
   sentHash: string | null = null;
   sentRevision: number | null = null;
+  /** performance.now() when the last snapshot was sent, until it is acked. */
+  sentAt: number | null = null;
   appliedHash: string | null = null;
   appliedRevision: number | null = null;
   lastNack: { revision: number; error: string; at: string } | null | undefined = undefined;
@@ -118,6 +121,7 @@ export class Session {
         this.lastNack = { revision: msg.revision, error: msg.error, at: new Date().toISOString() };
         this.dirty = true;
         this.log.warn({ host: this.host, revision: msg.revision, error: msg.error }, 'agent refused a snapshot (nack); it keeps its previous config');
+        this.handlers.nacked(this);
         return;
       case 'health':
         this.handlers.health(this, msg.changes);

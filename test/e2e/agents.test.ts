@@ -8,6 +8,7 @@ import net from 'node:net';
 import path from 'node:path';
 import Database from 'better-sqlite3';
 import WebSocket from 'ws';
+import parsePrometheusTextFormat from 'parse-prometheus-text-format';
 import { startTestServer, type TestServer } from '../helpers/server.js';
 import { createJoinToken, startEchoService, startTestAgent, waitFor, waitReady, type TestAgent } from '../helpers/agent.js';
 
@@ -237,6 +238,10 @@ describe('agents', () => {
       return mine.length === 3 && mine.every((h: { appliedRevision: number; behind: boolean; connected: boolean }) => h.appliedRevision === rev && !h.behind && h.connected) ? body : null;
     });
     assert.equal(st.revision, rev);
+    const metrics = parsePrometheusTextFormat((await s.api('GET', '/metrics')).body as string);
+    const m = new Map(metrics.map((f) => [f.name, f]));
+    assert.ok(Number(m.get('hostmesh_server_agents_connected')!.metrics[0]!.value) >= 3);
+    assert.ok(Number(m.get('hostmesh_server_push_to_ack_seconds')!.metrics[0]!.count) >= 3, 'push-to-ack observed for each agent');
   });
 
   test('a snapshot the agent cannot apply is nacked, the old config stays, and status shows the nack', async () => {
@@ -325,13 +330,13 @@ describe('agents', () => {
     await waitFor('host-a instances unhealthy', async () => {
       const eps = (await c.configDump()).slice.upstreams.web.endpoints;
       return eps.find((e: { host: string }) => e.host === 'host-a')?.healthy === false;
-    }, 10_000, 100);
+    }, 20_000, 100);
     a.start();
     await waitReady(a);
     await waitFor('host-a healthy again', async () => {
       const eps = (await c.configDump()).slice.upstreams.web.endpoints;
       return eps.find((e: { host: string }) => e.host === 'host-a')?.healthy === true;
-    }, 10_000, 100);
+    }, 20_000, 100);
   });
 });
 

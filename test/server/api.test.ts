@@ -2,6 +2,7 @@
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { X509Certificate, createHash } from 'node:crypto';
+import parsePrometheusTextFormat from 'parse-prometheus-text-format';
 import { startTestServer, type TestServer } from '../helpers/server.js';
 
 const valid = {
@@ -249,6 +250,21 @@ describe('admin API', () => {
     const update = web.find((e: { action: string }) => e.action === 'update');
     assert.ok(update.oldRevision < update.newRevision);
     assert.match(update.actor, /^token:[0-9a-f]{16}$/);
+  });
+
+  test('GET /metrics needs a token and is valid Prometheus exposition text', async () => {
+    assert.equal((await s.api('GET', '/metrics', undefined, { token: null })).status, 401);
+    const r = await s.api('GET', '/metrics');
+    assert.equal(r.status, 200);
+    const families = parsePrometheusTextFormat(r.body as string);
+    const byName = new Map(families.map((f) => [f.name, f]));
+    const api = byName.get('hostmesh_server_api_requests_total');
+    assert.equal(api?.type, 'COUNTER');
+    // Route patterns, never raw URLs, as label values.
+    assert.ok(api!.metrics.some((m) => m.labels?.['route'] === '/v1/resources/:kind/:name' && m.labels?.['method'] === 'PUT'));
+    assert.ok(!api!.metrics.some((m) => (m.labels?.['route'] ?? '').includes('web')));
+    assert.equal(byName.get('hostmesh_server_push_to_ack_seconds')?.type, 'HISTOGRAM');
+    assert.ok(Number(byName.get('hostmesh_server_revision')!.metrics[0]!.value) > 0);
   });
 
   test('the OpenAPI document describes the API', async () => {

@@ -19,7 +19,13 @@ export function joinRoutes(app: FastifyInstance, ctx: ApiContext): void {
       const body = req.body as JoinRequest;
       // Check first without using the token up: signing costs CPU and must not be free for junk,
       // and a refused join (scope, name taken) must leave a single-use token usable.
-      const token = registry.joinTokens.check(body.token);
+      let token;
+      try {
+        token = registry.joinTokens.check(body.token);
+      } catch (e) {
+        ctx.metrics.joins.inc({ result: 'token_refused' });
+        throw e;
+      }
       if (token.services) {
         const outside = body.services.filter((s) => !token.services!.includes(s));
         if (outside.length > 0) {
@@ -47,6 +53,8 @@ export function joinRoutes(app: FastifyInstance, ctx: ApiContext): void {
         });
       }).immediate();
       registry.notify();
+      ctx.metrics.joins.inc({ result: 'joined' });
+      ctx.metrics.certificatesIssued.inc({ kind: 'host' });
       ctx.log.info({ host: body.host, token: token.id, notAfter: issued.notAfter }, 'host joined');
       void reply.code(201);
       return {
