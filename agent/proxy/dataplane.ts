@@ -52,7 +52,7 @@ export class ProxyDataPlane implements DataPlane {
     this.trustDomain ||= trustDomain;
     const material = (this.material = new TlsMaterial(certs, trust, this.callerService));
     this.dialer = new Dialer(material, () => this.trustDomain);
-    this.inboundHttp = new InboundHttp(this.metrics, this.log.child({ side: 'inbound' }));
+    this.inboundHttp = new InboundHttp(this.metrics, this.log.child({ side: 'inbound' }), () => this.inboundState?.services);
     this.outboundHttp = new OutboundHttp(
       (s) => this.upstreams.get(s),
       material,
