@@ -1,10 +1,8 @@
-// Shapes the resilience units share. No dependency on the rest of the agent: every unit takes the
-// time as a parameter or through this small Clock, so tests move a fake clock instead of sleeping.
+// Shapes the resilience units share. Every unit takes the time as a parameter or through the
+// small Clock the lb units also use, so tests move a fake clock instead of sleeping.
+import { monotonicClock, type Clock } from '../lb/types.js';
 
-/** Milliseconds from an arbitrary origin; only differences matter. Monotonic is best. */
-export interface Clock {
-  now(): number;
-}
+export { monotonicClock, type Clock };
 
 /**
  * How one attempt to an endpoint ended, as the proxy saw it. String literals and numbers, so
@@ -23,6 +21,3 @@ export type Outcome = 'connect-failure' | 'reset' | 'timeout' | number;
 export function isFailureOutcome(outcome: Outcome): boolean {
   return typeof outcome === 'number' ? outcome >= 500 && outcome <= 599 : true;
 }
-
-/** Production clock: monotonic, so an NTP step neither ends ejections early nor freezes windows. */
-export const monotonicClock: Clock = { now: () => performance.now() };
