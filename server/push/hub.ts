@@ -195,11 +195,11 @@ export class PushHub {
       upstreams: s.upstreams,
     });
     this.log.info({ host: s.host, agentVersion: m.agentVersion, appliedRevision: m.appliedRevision }, 'agent connected');
-    // The hello may have changed the registry (new or healthier instances): recompute for all;
-    // either way this host gets its slice now.
+    // The hello may have changed the registry (new or healthier instances). One recompute, after
+    // the debounce, serves this host and everyone its instances concern: in a reconnect storm the
+    // World is rebuilt once per window, not once per agent.
     this.opts.registry.notify();
-    this.world = null;
-    this.pushTo(s, this.currentWorld());
+    this.scheduleRecompute();
   }
 
   private onHealth(s: Session, changes: Array<{ service: string; healthy: boolean }>): void {
@@ -274,7 +274,7 @@ export class PushHub {
     this.recomputeTimer = setTimeout(() => {
       this.recomputeTimer = null;
       this.recomputeAll();
-    }, this.opts.debounceMs ?? 5);
+    }, this.opts.debounceMs ?? 20);
   }
 
   private recomputeAll(): void {
@@ -291,7 +291,9 @@ export class PushHub {
     if (built.hash === s.appliedHash) return;
     s.sentAt = performance.now();
     this.opts.metrics?.pushes.inc();
-    s.send({ type: 'snapshot', revision: world.revision, hash: built.hash, slice: built.slice });
+    // Thousands of agents often share one slice: serialize it once per World, not once per agent.
+    built.wire ??= JSON.stringify({ type: 'snapshot', revision: world.revision, hash: built.hash, slice: built.slice });
+    s.sendText(built.wire);
   }
 
   private pingAll(): void {

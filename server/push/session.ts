@@ -55,7 +55,12 @@ export class Session {
   }
 
   send(msg: ServerMessage): void {
-    if (this.ws.readyState === this.ws.OPEN) this.ws.send(JSON.stringify(msg));
+    this.sendText(JSON.stringify(msg));
+  }
+
+  /** A message already serialized (snapshots are serialized once and shared across sessions). */
+  sendText(text: string): void {
+    if (this.ws.readyState === this.ws.OPEN) this.ws.send(text);
   }
 
   /** Answer a message we could not take, and say why; the connection stays up. */

@@ -25,6 +25,8 @@ export interface World {
 export interface BuiltSlice {
   slice: Slice;
   hash: string;
+  /** The snapshot message as sent, serialized once per World and shared by every host with this slice. */
+  wire?: string;
 }
 
 interface EndpointRow {
