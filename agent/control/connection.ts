@@ -56,6 +56,8 @@ export class ControlConnection extends EventEmitter {
   readonly #opts: ControlConnectionOptions;
   readonly #timing: ConnectionTiming;
   readonly #backoff: Backoff;
+  /** Set when the server gave this agent a time to come back (503 + Retry-After in a reconnect storm). */
+  #retryAfterMs: number | null = null;
   readonly #abort = new AbortController();
   #ws: WebSocket | null = null;
   #connected = false;
@@ -101,7 +103,9 @@ export class ControlConnection extends EventEmitter {
       if (this.#abort.signal.aborted) break;
       // Only a connection that held proves the server healthy; a flapping one keeps backing off.
       if (upMs >= this.#timing.stableAfterMs) this.#backoff.reset();
-      const delay = this.#backoff.next();
+      // The server's schedule beats our own guess: it reserved that second for us.
+      const delay = this.#retryAfterMs ?? this.#backoff.next();
+      this.#retryAfterMs = null;
       log.info({ retryInMs: delay, attempt: this.#backoff.attempts }, 'reconnecting to the server');
       try {
         await sleep(delay, this.#abort.signal);
@@ -167,6 +171,9 @@ export class ControlConnection extends EventEmitter {
       ws.on('ping', seen);
       ws.on('unexpected-response', (_req, res: IncomingMessage) => {
         explained = true;
+        const retryAfter = res.statusCode === 503 ? Number(res.headers['retry-after']) : NaN;
+        // Somewhere inside the reserved second, so the agents given the same one do not arrive together.
+        if (Number.isInteger(retryAfter) && retryAfter > 0 && retryAfter <= 300) this.#retryAfterMs = retryAfter * 1000 + Math.floor(Math.random() * 900);
         void readSmallBody(res).then((body) => {
           const why = errorMessageOf(body) ?? `HTTP ${res.statusCode}`;
           if (res.statusCode === 401 || res.statusCode === 403) {

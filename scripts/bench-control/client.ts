@@ -4,7 +4,7 @@
 // snapshot the checks a real agent makes (schema, hashOf(slice) === hash) before it acks. It
 // reconnects like the real agent: exponential backoff with full jitter, base 1 s, cap 30 s, reset
 // only after a connection that held 10 s (mirrors agent/control/connection.ts).
-import { createHash, X509Certificate } from 'node:crypto';
+import { createHash } from 'node:crypto';
 import type { IncomingMessage } from 'node:http';
 import { Agent, request } from 'undici';
 import WebSocket from 'ws';
@@ -39,6 +39,7 @@ interface SimAgent {
   chainPem: string;
   ws: WebSocket | null;
   backoff: Backoff;
+  retryAfterMs: number | null;
   appliedRevision: number | null;
   appliedHash: string | null;
   started: boolean;
@@ -65,7 +66,6 @@ const stats: ClientStats = {
   closes: 0,
   emfile: false,
   cpuMs: 0,
-  rejoins: 0,
   shutdownRefusals: 0,
 };
 
@@ -109,36 +109,8 @@ function scheduleFlush(): void {
 
 // ---- join ---------------------------------------------------------------------------------------
 
-/**
- * Workaround for a server race (reported, not fixed here): the push hub refuses a host certificate
- * whose notBefore + 61 s is earlier than the host's joined_at ("predates the host's current
- * membership"). notBefore is the signing time − 60 s truncated to whole seconds, and joined_at is
- * taken after the signing is awaited, so under concurrent joins a fresh certificate is refused for
- * ever. joined_at ≤ the time the answer arrived, so an answer within notBefore + 61 s is safe; a
- * later one may not be: such a host is deleted (admin API) and joined again, and counted.
- */
-const raceRetries = new Map<string, number>();
-async function membershipRaceRisk(j: JoinResponse, answeredAt: number, host: string): Promise<boolean> {
-  const notBefore = Date.parse(new X509Certificate(j.certPem).validFrom);
-  if (answeredAt <= notBefore + 61_000) return false;
-  const tries = raceRetries.get(host) ?? 0;
-  if (tries >= 20) return false; // give up: the connect phase will count the refusal
-  raceRetries.set(host, tries + 1);
-  stats.rejoins++;
-  const res = await request(`https://127.0.0.1:${init.port}/v1/hosts/${host}`, {
-    method: 'DELETE',
-    headers: { authorization: `Bearer ${init.adminToken}` },
-    dispatcher: adminDispatcher!,
-  });
-  const body = await res.body.text();
-  if (res.statusCode !== 200) throw new Error(`could not delete ${host} to join it again: HTTP ${res.statusCode} ${body.slice(0, 200)}`);
-  return true;
-}
-let adminDispatcher: Agent | null = null;
-
 async function joinAll(): Promise<void> {
   const dispatcher = new Agent({ connect: { ca: init.caPem }, connections: init.joinConcurrency, keepAliveTimeout: 5_000 });
-  adminDispatcher = dispatcher;
   const queue = [...init.indices];
   const joined: number[] = [];
   let done = 0;
@@ -160,14 +132,8 @@ async function joinAll(): Promise<void> {
           bodyTimeout: 60_000,
         });
         const text = await res.body.text();
-        const answeredAt = Date.now();
         if (res.statusCode !== 201) throw new Error(`HTTP ${res.statusCode}: ${text.slice(0, 200)}`);
         const j = JSON.parse(text) as JoinResponse;
-        if (init.rejoinWorkaround && (await membershipRaceRisk(j, answeredAt, shape.name))) {
-          // Leave and take the slot again: the next attempt gets a fresh cert (see membershipRaceRisk).
-          queue.unshift(i);
-          continue;
-        }
         agents.push({
           idx: i,
           ...shape,
@@ -175,6 +141,7 @@ async function joinAll(): Promise<void> {
           chainPem: j.chainPem,
           ws: null,
           backoff: new Backoff(RECONNECT_BACKOFF),
+          retryAfterMs: null,
           appliedRevision: null,
           appliedHash: null,
           started: false,
@@ -346,7 +313,10 @@ function connectOnce(a: SimAgent, onSettled: () => void): Promise<number> {
       onFrame(a, data);
     });
     ws.on('unexpected-response', (_req, res: IncomingMessage) => {
-      // 503 is the server saying it is shutting down: expected while it restarts.
+      // Like the real agent: a 503 with Retry-After is a reserved second to come back in.
+      const retryAfter = res.statusCode === 503 ? Number(res.headers['retry-after']) : NaN;
+      if (Number.isInteger(retryAfter) && retryAfter > 0 && retryAfter <= 300) a.retryAfterMs = retryAfter * 1000 + Math.floor(Math.random() * 900);
+      // 503 is the server saying it is shutting down or pacing arrivals: expected while it restarts.
       if (res.statusCode === 503) stats.shutdownRefusals++;
       else stats.refusedUpgrades++;
       if (res.statusCode === 401 || res.statusCode === 403) send({ type: 'refused', worker: init.worker, items: [a.idx] });
@@ -387,7 +357,9 @@ async function run(a: SimAgent, onFirstSettled: () => void): Promise<void> {
     });
     if (stopping) break;
     if (upMs >= STABLE_AFTER_MS) a.backoff.reset();
-    await sleep(a.backoff.next());
+    const delay = a.retryAfterMs ?? a.backoff.next();
+    a.retryAfterMs = null;
+    await sleep(delay);
   }
 }
 

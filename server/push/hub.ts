@@ -15,6 +15,7 @@ import type { CertificateAuthority } from '../ca/index.js';
 import type { Registry } from '../registry/registry.js';
 import { normalizeSerial } from '../registry/hosts.repo.js';
 import { Session } from './session.js';
+import { AdmissionSchedule } from './admission.js';
 import type { ServerMetrics } from '../metrics.js';
 import { buildWorld, MESH_DEFAULTS, sliceFor, type World } from './slices.js';
 
@@ -49,6 +50,9 @@ export class PushHub {
   private readonly log: Logger;
   private readonly onChange = () => this.scheduleRecompute();
   private stopped = false;
+  /** At most ~1/20 of the known hosts (and at least 20) per second: a full fleet returns within ~20 s. */
+  private readonly admission = new AdmissionSchedule(() => Math.max(20, Math.ceil(this.hostCount / 20)));
+  private hostCount = 0;
 
   constructor(private readonly opts: HubOptions) {
     this.log = opts.log.child({ component: 'push' });
@@ -111,10 +115,12 @@ export class PushHub {
   // ---- connections -----------------------------------------------------------------------
 
   private onUpgrade(req: IncomingMessage, socket: Duplex, head: Buffer): void {
-    const refuse = (status: number, code: string, message: string) => {
-      this.log.warn({ remote: req.socket.remoteAddress, code }, `agent connection refused: ${message}`);
+    const refuse = (status: number, code: string, message: string, retryAfter?: number) => {
+      if (retryAfter === undefined) this.log.warn({ remote: req.socket.remoteAddress, code }, `agent connection refused: ${message}`);
       const body = JSON.stringify({ error: { code, message } });
-      socket.end(`HTTP/1.1 ${status} ${status === 401 ? 'Unauthorized' : status === 403 ? 'Forbidden' : 'Not Found'}\r\ncontent-type: application/json\r\ncontent-length: ${Buffer.byteLength(body)}\r\nconnection: close\r\n\r\n${body}`);
+      const reason = status === 401 ? 'Unauthorized' : status === 403 ? 'Forbidden' : status === 503 ? 'Service Unavailable' : 'Not Found';
+      const extra = retryAfter !== undefined ? `retry-after: ${retryAfter}\r\n` : '';
+      socket.end(`HTTP/1.1 ${status} ${reason}\r\ncontent-type: application/json\r\ncontent-length: ${Buffer.byteLength(body)}\r\n${extra}connection: close\r\n\r\n${body}`);
     };
     if (this.stopped) return refuse(503, 'HM_ERR_UNAVAILABLE', 'server shutting down');
     if ((req.url ?? '').split('?')[0] !== AGENT_WS_PATH) return refuse(404, 'HM_ERR_ROUTE_NOT_FOUND', `no WebSocket endpoint at ${req.url}`);
@@ -124,6 +130,8 @@ export class PushHub {
     if (!tls.authorized) return refuse(401, 'HM_ERR_UNAUTHENTICATED', `host certificate rejected: ${String(tls.authorizationError)}`);
     const host = this.hostOf(peer);
     if (typeof host !== 'string') return refuse(403, 'HM_ERR_IDENTITY', host.error);
+    const wait = this.sessions.has(host) ? 0 : this.admission.admit(host, Date.now());
+    if (wait > 0) return refuse(503, 'HM_ERR_UNAVAILABLE', `many agents are connecting; come back in ${wait} s`, wait);
     this.wss.handleUpgrade(req, socket, head, (ws) => this.accept(host, ws));
   }
 
@@ -136,6 +144,7 @@ export class PushHub {
       return { error: `${uris[0]} is not a host identity of trust domain ${this.opts.registry.trustDomain}` };
     }
     const routing = this.opts.registry.hosts.routing(id.name);
+    this.hostCount = this.opts.registry.hosts.count();
     if (!routing) return { error: `host "${id.name}" is not (or no longer) part of the mesh; join again with a new token` };
     // Only the host certificates issued to this membership (the latest, and the one before it in
     // case a renewal was not saved) are accepted: a certificate from before a host was removed and
@@ -274,7 +283,7 @@ export class PushHub {
     this.recomputeTimer = setTimeout(() => {
       this.recomputeTimer = null;
       this.recomputeAll();
-    }, this.opts.debounceMs ?? 20);
+    }, this.opts.debounceMs ?? 5);
   }
 
   private recomputeAll(): void {
