@@ -21,9 +21,6 @@ export interface ClientInit {
   connectConcurrency: number;
   /** Verify every snapshot fully even when its bytes equal a frame this process already verified. */
   fullCheck: boolean;
-  /** Delete and re-join hosts whose fresh certificate the server would refuse (see client.ts). */
-  rejoinWorkaround: boolean;
-  adminToken: string;
 }
 
 export type ParentToClient = ClientInit | { type: 'join' } | { type: 'connect' } | { type: 'stats' } | { type: 'stop' };
@@ -49,8 +46,6 @@ export interface ClientStats {
   emfile: boolean;
   /** CPU time this process spent (user+system, ms), to tell simulation cost from server cost. */
   cpuMs: number;
-  /** Hosts deleted and joined again by the membership-race workaround. */
-  rejoins: number;
   /** Upgrades answered 503 (the server shutting down): expected during the restart. */
   shutdownRefusals: number;
 }
