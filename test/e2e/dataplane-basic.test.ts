@@ -6,20 +6,17 @@ import assert from 'node:assert/strict';
 import { createHash, randomBytes } from 'node:crypto';
 import http from 'node:http';
 import { startTestServer, type TestServer } from '../helpers/server.js';
-import { createJoinToken, startTestAgent, waitReady, type TestAgent } from '../helpers/agent.js';
+import { startTwoHosts } from '../helpers/two-hosts.js';
+import type { TestAgent } from '../helpers/agent.js';
 import {
   TRACEPARENT,
   Cleanup,
-  apply,
   agentTails,
   describeResult,
   eofTrailer,
   httpRequest,
   probe,
-  startHeaderEcho,
-  startTcpEcho,
   tcpClient,
-  waitEndpoints,
   type HeaderEcho,
   type HttpResult,
 } from '../helpers/traffic.js';
@@ -44,44 +41,7 @@ describe('data plane: basic http and tcp through two agents', { timeout: 90_000 
   before(async () => {
     s = await startTestServer();
     bag.add(() => s.cleanup());
-    await apply(s, [
-      { kind: 'Mesh', name: 'default', spec: { defaultAccess: 'allow', certTTL: '1h', disconnectGracePeriod: '2s' } },
-      { kind: 'Service', name: 'web', spec: { protocol: 'http', port: 18080 } },
-      { kind: 'Service', name: 'db', spec: { protocol: 'tcp', port: 18090 } },
-      { kind: 'Service', name: 'api', spec: { protocol: 'http', port: 18081 } },
-    ]);
-    web = await startHeaderEcho(B, 18080, 'web-b');
-    bag.add(() => web.close());
-    const db = await startTcpEcho(B, 18090);
-    bag.add(() => db.close());
-    const api = await startHeaderEcho(A, 18081, 'api-a');
-    bag.add(() => api.close());
-
-    const token = await createJoinToken(s);
-    b = await startTestAgent(s, {
-      name: 'dp-basic-b',
-      ip: B,
-      token,
-      services: [
-        { name: 'web', port: 18080, host: B, protocol: 'http' },
-        { name: 'db', port: 18090, host: B, protocol: 'tcp' },
-      ],
-    });
-    bag.add(() => b.cleanup());
-    a = await startTestAgent(s, {
-      name: 'dp-basic-a',
-      ip: A,
-      token,
-      services: [{ name: 'api', port: 18081, host: A, protocol: 'http' }],
-      upstreams: [
-        { service: 'web', localPort: WEB_OUT, bind: A },
-        { service: 'db', localPort: DB_OUT, bind: A },
-      ],
-    });
-    bag.add(() => a.cleanup());
-    await Promise.all([waitReady(a), waitReady(b)]);
-    await waitEndpoints(a, 'web', 1);
-    await waitEndpoints(a, 'db', 1);
+    ({ a, b, web } = await startTwoHosts(s, bag, { prefix: 'dp-basic', A, B, webOut: WEB_OUT, dbOut: DB_OUT, meshSpec: { defaultAccess: 'allow', certTTL: '1h', disconnectGracePeriod: '2s' } }));
   }, { timeout: 40_000 });
 
   after(() => bag.run());

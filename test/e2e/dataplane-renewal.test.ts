@@ -8,19 +8,16 @@
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { startTestServer, type TestServer } from '../helpers/server.js';
-import { createJoinToken, startTestAgent, waitReady, type TestAgent } from '../helpers/agent.js';
+import { startTwoHosts } from '../helpers/two-hosts.js';
+import type { TestAgent } from '../helpers/agent.js';
 import {
   Cleanup,
   agentTails,
-  apply,
   failureSummary,
   isFailure,
   sleep,
-  startHeaderEcho,
   startLoad,
-  startTcpEcho,
   tcpClient,
-  waitEndpoints,
 } from '../helpers/traffic.js';
 
 const A = '127.0.3.11'; // registers api; calls web and db
@@ -41,43 +38,7 @@ describe('data plane: certificate renewal under load', { timeout: 110_000 }, () 
     s = await startTestServer();
     bag.add(() => s.cleanup());
     // certTTL before any agent joins, so every certificate they ever hold is short-lived.
-    await apply(s, [
-      { kind: 'Mesh', name: 'default', spec: { defaultAccess: 'allow', certTTL: '1m', disconnectGracePeriod: '2s' } },
-      { kind: 'Service', name: 'api', spec: { protocol: 'http', port: 18081 } },
-      { kind: 'Service', name: 'web', spec: { protocol: 'http', port: 18080 } },
-      { kind: 'Service', name: 'db', spec: { protocol: 'tcp', port: 18090 } },
-    ]);
-    const web = await startHeaderEcho(B, 18080, 'web-b');
-    bag.add(() => web.close());
-    const db = await startTcpEcho(B, 18090);
-    bag.add(() => db.close());
-    const api = await startHeaderEcho(A, 18081, 'api-a');
-    bag.add(() => api.close());
-    const token = await createJoinToken(s);
-    b = await startTestAgent(s, {
-      name: 'dp-renew-b',
-      ip: B,
-      token,
-      services: [
-        { name: 'web', port: 18080, host: B, protocol: 'http' },
-        { name: 'db', port: 18090, host: B, protocol: 'tcp' },
-      ],
-    });
-    bag.add(() => b.cleanup());
-    a = await startTestAgent(s, {
-      name: 'dp-renew-a',
-      ip: A,
-      token,
-      services: [{ name: 'api', port: 18081, host: A, protocol: 'http' }],
-      upstreams: [
-        { service: 'web', localPort: WEB_OUT, bind: A },
-        { service: 'db', localPort: DB_OUT, bind: A },
-      ],
-    });
-    bag.add(() => a.cleanup());
-    await Promise.all([waitReady(a), waitReady(b)]);
-    await waitEndpoints(a, 'web', 1);
-    await waitEndpoints(a, 'db', 1);
+    ({ a, b } = await startTwoHosts(s, bag, { prefix: 'dp-renew', A, B, webOut: WEB_OUT, dbOut: DB_OUT, meshSpec: { defaultAccess: 'allow', certTTL: '1m', disconnectGracePeriod: '2s' } }));
   }, { timeout: 40_000 });
 
   after(() => bag.run());

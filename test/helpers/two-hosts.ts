@@ -1,0 +1,57 @@
+// The two-host mesh several data-plane tests start from: host B runs `web` (http) and `db` (tcp),
+// host A runs `api` and calls both through its outbound ports.
+import type { TestServer } from './server.js';
+import { createJoinToken, startTestAgent, waitReady, type TestAgent } from './agent.js';
+import { apply, startHeaderEcho, startTcpEcho, waitEndpoints, type Cleanup, type HeaderEcho } from './traffic.js';
+
+export interface TwoHosts {
+  a: TestAgent;
+  b: TestAgent;
+  web: HeaderEcho;
+}
+
+export async function startTwoHosts(
+  s: TestServer,
+  bag: Cleanup,
+  o: { prefix: string; A: string; B: string; webOut: number; dbOut: number; meshSpec: Record<string, unknown> },
+): Promise<TwoHosts> {
+  const { A, B } = o;
+  await apply(s, [
+    { kind: 'Mesh', name: 'default', spec: o.meshSpec },
+    { kind: 'Service', name: 'api', spec: { protocol: 'http', port: 18081 } },
+    { kind: 'Service', name: 'web', spec: { protocol: 'http', port: 18080 } },
+    { kind: 'Service', name: 'db', spec: { protocol: 'tcp', port: 18090 } },
+  ]);
+  const web = await startHeaderEcho(B, 18080, 'web-b');
+  bag.add(() => web.close());
+  const db = await startTcpEcho(B, 18090);
+  bag.add(() => db.close());
+  const api = await startHeaderEcho(A, 18081, 'api-a');
+  bag.add(() => api.close());
+  const token = await createJoinToken(s);
+  const b = await startTestAgent(s, {
+    name: `${o.prefix}-b`,
+    ip: B,
+    token,
+    services: [
+      { name: 'web', port: 18080, host: B, protocol: 'http' },
+      { name: 'db', port: 18090, host: B, protocol: 'tcp' },
+    ],
+  });
+  bag.add(() => b.cleanup());
+  const a = await startTestAgent(s, {
+    name: `${o.prefix}-a`,
+    ip: A,
+    token,
+    services: [{ name: 'api', port: 18081, host: A, protocol: 'http' }],
+    upstreams: [
+      { service: 'web', localPort: o.webOut, bind: A },
+      { service: 'db', localPort: o.dbOut, bind: A },
+    ],
+  });
+  bag.add(() => a.cleanup());
+  await Promise.all([waitReady(a), waitReady(b)]);
+  await waitEndpoints(a, 'web', 1);
+  await waitEndpoints(a, 'db', 1);
+  return { a, b, web };
+}
