@@ -237,7 +237,7 @@ async function collectStats(): Promise<ClientStats[]> {
 function sumStats(list: ClientStats[]): ClientStats {
   const total: ClientStats = {
     worker: -1, joined: 0, failedJoins: 0, joinErrors: [], snapshots: 0, snapshotBytes: 0, fullyVerified: 0, hashMismatches: 0,
-    invalidMessages: 0, serverErrors: 0, refusedUpgrades: 0, errorSamples: [], connectFailures: {}, closes: 0, emfile: false, cpuMs: 0,
+    invalidMessages: 0, serverErrors: 0, refusedUpgrades: 0, errorSamples: [], connectFailures: {}, closes: 0, closeReasons: {}, emfile: false, cpuMs: 0,
     shutdownRefusals: 0,
   };
   for (const s of list) {
@@ -247,6 +247,7 @@ function sumStats(list: ClientStats[]): ClientStats {
     total.joinErrors.push(...s.joinErrors);
     total.errorSamples.push(...s.errorSamples);
     for (const [k, v] of Object.entries(s.connectFailures)) total.connectFailures[k] = (total.connectFailures[k] ?? 0) + v;
+    for (const [k, v] of Object.entries(s.closeReasons)) total.closeReasons[k] = (total.closeReasons[k] ?? 0) + v;
     total.emfile ||= s.emfile;
   }
   return total;
@@ -468,7 +469,7 @@ interface ReconnectResult {
   missing: number;
   /** From the new server accepting connections to the last agent back. */
   allBackMs: number;
-  /** Arrivals per second since the new server accepted connections. */
+  /** Arrivals per calendar second, from the second in which the new server accepted connections. */
   histogram: number[];
   maxSecondShare: number;
   /** The same over any sliding one-second window. */
@@ -506,8 +507,9 @@ async function reconnectPhase(): Promise<ReconnectResult> {
   }
   times.sort((a, b) => a - b);
   const histogram: number[] = [];
+  // Calendar seconds (as a per-second metric or log would count them), from the one the server came back in.
   for (const t of times) {
-    const b = Math.max(0, Math.floor((t - tReady) / 1000));
+    const b = Math.max(0, Math.floor(t / 1000) - Math.floor(tReady / 1000));
     while (histogram.length <= b) histogram.push(0);
     histogram[b]!++;
   }
@@ -681,6 +683,7 @@ async function main(): Promise<void> {
   const reconnect = await reconnectPhase();
   progress(`restart: ${reconnect.back}/${M} back, last after ${fmt(reconnect.allBackMs / 1000, 1)} s, busiest second ${(reconnect.maxSecondShare * 100).toFixed(1)} %; ${reconnect.inSync} in sync`);
   const final = sumStats(await collectStats());
+  const clientCpuRestartMs = final.cpuMs - afterWrites.cpuMs;
 
   const serverEmfile = /EMFILE|ENFILE/.test(server.output());
   phase = 'done';
@@ -699,7 +702,8 @@ async function main(): Promise<void> {
     serverErrorMessages: final.serverErrors,
     refusedUpgrades: final.refusedUpgrades,
     writesNotFullyAcked: writes.length - completed.length,
-    unexpectedDisconnects: before.closes + (afterWrites.closes - before.closes),
+    /** Open connections that closed before the restart (the server dropped them). */
+    unexpectedDisconnects: afterWrites.closes,
     notBackAfterRestart: reconnect.missing,
     emfile: final.emfile || serverEmfile,
   };
@@ -766,11 +770,13 @@ async function main(): Promise<void> {
       maxSlidingSecondSharePct: reconnect.maxSlidingShare * 100,
       inSyncAfter: reconnect.inSync,
       resyncedSeconds: reconnect.resyncedMs / 1000,
+      clientCpuSeconds: clientCpuRestartMs / 1000,
     },
     snapshotChecks: { received: final.snapshots, fullyVerified: final.fullyVerified, fullCheck: opts.fullCheck },
     errors,
     errorSamples: [...final.joinErrors, ...final.errorSamples].slice(0, 10),
     connectFailures: final.connectFailures,
+    closeReasonsBeforeRestart: afterWrites.closeReasons,
     verdicts,
   };
 
@@ -789,7 +795,7 @@ async function main(): Promise<void> {
       'memory per agent (RSS)',
       `${fmt(perAgentKB, 1)} KB (connect alone ${fmt(perAgentConnectOnlyKB, 1)}, after the writes ${fmt(figures.memory.perAgentAfterWritesKB, 1)}; JS heap ${heapPerAgentKB === null ? 'n/a' : fmt(heapPerAgentKB, 1)} KB)${memConnected.heap !== null ? ', each reading after a forced GC' : ''}`,
     ],
-    ['restart: server stop / start', `${fmt(reconnect.stopMs / 1000, 2)} s / ${fmt(reconnect.startMs / 1000, 2)} s`],
+    ['restart: server stop / start', `${fmt(reconnect.stopMs / 1000, 2)} s / ${fmt(reconnect.startMs / 1000, 2)} s (client processes used ${fmt(clientCpuRestartMs / 1000, 1)} s CPU in this phase)`],
     ['restart: all back', `${reconnect.back}/${M} in ${fmt(reconnect.allBackMs / 1000, 1)} s; in sync ${reconnect.inSync} after ${fmt(reconnect.resyncedMs / 1000, 1)} s`],
     ['restart: busiest second', `${fmt(reconnect.maxSecondShare * 100, 1)} % (sliding 1 s window ${fmt(reconnect.maxSlidingShare * 100, 1)} %)`],
     ['restart: arrivals per second', reconnect.histogram.join(' ')],
@@ -802,6 +808,7 @@ async function main(): Promise<void> {
   const w = Math.max(...rows.map((r) => r[0].length));
   let out = `\nhostmesh control-plane benchmark\n${'-'.repeat(72)}\n`;
   for (const [k, v] of rows) out += `${k.padEnd(w)}  ${v}\n`;
+  if (afterWrites.closes > 0) out += `disconnects before the restart (code reason → count): ${JSON.stringify(afterWrites.closeReasons)}\n`;
   if (figures.errorSamples.length > 0) out += `error samples:\n${figures.errorSamples.map((s) => `  ${s}`).join('\n')}\n`;
   out += `\ntargets (issue 3)\n${'-'.repeat(72)}\n`;
   const tw = Math.max(...verdicts.map((v) => v.target.length));

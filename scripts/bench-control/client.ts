@@ -6,6 +6,7 @@
 // only after a connection that held 10 s (mirrors agent/control/connection.ts).
 import { createHash } from 'node:crypto';
 import type { IncomingMessage } from 'node:http';
+import tls from 'node:tls';
 import { Agent, request } from 'undici';
 import WebSocket from 'ws';
 import { Backoff } from '../../shared/backoff.js';
@@ -39,6 +40,8 @@ interface SimAgent {
   chainPem: string;
   ws: WebSocket | null;
   backoff: Backoff;
+  /** Built once: parsing the key, chain and CA on every attempt made thousands of retries CPU-bound. */
+  tlsContext: tls.SecureContext | null;
   retryAfterMs: number | null;
   appliedRevision: number | null;
   appliedHash: string | null;
@@ -64,6 +67,7 @@ const stats: ClientStats = {
   errorSamples: [],
   connectFailures: {},
   closes: 0,
+  closeReasons: {},
   emfile: false,
   cpuMs: 0,
   shutdownRefusals: 0,
@@ -141,6 +145,7 @@ async function joinAll(): Promise<void> {
           chainPem: j.chainPem,
           ws: null,
           backoff: new Backoff(RECONNECT_BACKOFF),
+          tlsContext: null,
           retryAfterMs: null,
           appliedRevision: null,
           appliedHash: null,
@@ -282,14 +287,10 @@ function connectOnce(a: SimAgent, onSettled: () => void): Promise<number> {
     };
     let ws: WebSocket;
     try {
-      ws = new WebSocket(`wss://127.0.0.1:${init.port}${AGENT_WS_PATH}`, {
-        cert: a.chainPem,
-        key: a.keyPem,
-        ca: [init.caPem],
-        maxPayload: MAX_FRAME_BYTES,
-        handshakeTimeout: HANDSHAKE_TIMEOUT_MS,
-        perMessageDeflate: false,
-      });
+      a.tlsContext ??= tls.createSecureContext({ cert: a.chainPem, key: a.keyPem, ca: [init.caPem] });
+      // The same certificate, key and CA as the real agent passes; `secureContext` goes to tls.connect.
+      const options = { secureContext: a.tlsContext, maxPayload: MAX_FRAME_BYTES, handshakeTimeout: HANDSHAKE_TIMEOUT_MS, perMessageDeflate: false };
+      ws = new WebSocket(`wss://127.0.0.1:${init.port}${AGENT_WS_PATH}`, options as WebSocket.ClientOptions);
     } catch (e) {
       noteEmfile(e as NodeJS.ErrnoException);
       settle();
@@ -333,8 +334,12 @@ function connectOnce(a: SimAgent, onSettled: () => void): Promise<number> {
       stats.connectFailures[code] = (stats.connectFailures[code] ?? 0) + 1;
       noteEmfile(err);
     });
-    ws.on('close', () => {
-      if (openedAt !== null) stats.closes++;
+    ws.on('close', (code: number, reason: Buffer) => {
+      if (openedAt !== null && !stopping) {
+        stats.closes++;
+        const why = `${code} ${reason.toString('utf8').slice(0, 60)}`.trim();
+        stats.closeReasons[why] = (stats.closeReasons[why] ?? 0) + 1;
+      }
       if (a.ws === ws) a.ws = null;
       settle();
       resolve(openedAt === null ? 0 : now() - openedAt);

@@ -43,6 +43,8 @@ export interface ClientStats {
   /** Connection failures by code (ECONNREFUSED during a restart is expected, EMFILE is not). */
   connectFailures: Record<string, number>;
   closes: number;
+  /** Why open connections closed: "<code> <reason>" → count. */
+  closeReasons: Record<string, number>;
   emfile: boolean;
   /** CPU time this process spent (user+system, ms), to tell simulation cost from server cost. */
   cpuMs: number;
