@@ -1,7 +1,7 @@
 import { HmError } from '../../shared/errors.js';
 import type { SpiffeId } from '../../shared/identity.js';
 import { checkCsr } from './csr.js';
-import { generateP256, privateKeyToPem } from './keys.js';
+import { generateP256, privateKeyToPem, spkiOfP256KeyPem } from './keys.js';
 import { signLeaf, type Issuer } from './leaf.js';
 import { checkDnsNames, checkIpAddresses, resolveIdentity } from './names.js';
 import { fingerprintOfDer, fingerprintOfPem, joinPem } from './pem.js';
@@ -33,6 +33,8 @@ export interface ServerCertOptions {
   dnsNames: string[];
   ipAddresses: string[];
   ttlMs: number;
+  /** Keep this P-256 key (PKCS#8 PEM) instead of making one, so a pin on the server's public key survives. */
+  keyPem?: string;
 }
 
 export interface IssuedServerCert {
@@ -135,10 +137,10 @@ export class CertificateAuthority {
       throw new HmError('HM_ERR_VALIDATION', 'a server certificate needs at least one DNS name or IP address');
     }
     try {
-      const keys = await generateP256();
+      const keys = opts.keyPem === undefined ? await generateP256() : null;
       const cert = await signLeaf(this.#issuer, {
         commonName: serverCommonName(dnsNames, ipAddresses),
-        publicKey: await x509.PublicKey.create(keys.publicKey),
+        publicKey: keys ? await x509.PublicKey.create(keys.publicKey) : new x509.PublicKey(spkiOfP256KeyPem(opts.keyPem!)),
         keyType: 'ec',
         uris: [],
         dnsNames,
@@ -151,7 +153,7 @@ export class CertificateAuthority {
       return {
         certPem,
         chainPem: joinPem(certPem, this.rootPem),
-        keyPem: await privateKeyToPem(keys.privateKey),
+        keyPem: keys ? await privateKeyToPem(keys.privateKey) : opts.keyPem!,
         notAfter: cert.notAfter,
       };
     } catch (err) {

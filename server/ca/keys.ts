@@ -24,3 +24,10 @@ export async function importP256SigningKey(pkcs8Der: Uint8Array): Promise<Crypto
 export function spkiOfPrivateKeyPem(keyPem: string): Buffer {
   return createPublicKey(createPrivateKey(keyPem)).export({ type: 'spki', format: 'der' });
 }
+
+/** SPKI DER of a PEM private key that must be ECDSA P-256 (the only kind the server's listener uses). */
+export function spkiOfP256KeyPem(keyPem: string): Buffer {
+  const key = createPrivateKey(keyPem);
+  if (key.asymmetricKeyType !== 'ec' || key.asymmetricKeyDetails?.namedCurve !== 'prime256v1') throw new Error('the server key is not an ECDSA P-256 key');
+  return createPublicKey(key).export({ type: 'spki', format: 'der' });
+}

@@ -4,7 +4,7 @@ import path from 'node:path';
 import { HmError } from '../../shared/errors.js';
 import type { CertificateAuthority } from './authority.js';
 import { KEY_MODE, readIfExists, tightenKeyMode, writeFileAtomic } from '../../shared/files.js';
-import { spkiOfPrivateKeyPem } from './keys.js';
+import { spkiOfP256KeyPem, spkiOfPrivateKeyPem } from './keys.js';
 import { canonicalIp, checkDnsNames, checkIpAddresses } from './names.js';
 import { pemBlocks } from './pem.js';
 import { x509 } from './x509.js';
@@ -54,7 +54,10 @@ export async function ensureServerCert(
         return { certPem, keyPem, notAfter, reused: true };
       }
     }
-    const issued = await ca.issueServerCert({ dnsNames, ipAddresses, ttlMs: SERVER_CERT_TTL_MS });
+    // A re-issue keeps the key: install commands pin it (curl --pinnedpubkey), and must keep working
+    // when the cert is renewed or gains a name. Deleting the key file is how to rotate it.
+    const keep = keyPem !== null && isP256Key(keyPem) ? { keyPem } : {};
+    const issued = await ca.issueServerCert({ dnsNames, ipAddresses, ttlMs: SERVER_CERT_TTL_MS, ...keep });
     // Key first: a crash between the two writes leaves a mismatched pair, which the next start re-issues.
     await writeFileAtomic(keyFile, issued.keyPem, KEY_MODE);
     await writeFileAtomic(certFile, issued.chainPem, KEY_MODE);
@@ -97,5 +100,14 @@ function reusableUntil(
     return parsed.notAfter;
   } catch {
     return null;
+  }
+}
+
+function isP256Key(keyPem: string): boolean {
+  try {
+    spkiOfP256KeyPem(keyPem);
+    return true;
+  } catch {
+    return false;
   }
 }

@@ -436,7 +436,8 @@ test('ensureServerCert writes 0600 files, reuses them, and re-issues when a SAN 
   const third = await ensureServerCert(ca, dir, { dnsNames: ['hostmesh.example', 'mesh.internal'], ipAddresses: ['127.0.0.1'] });
   assert.equal(third.reused, false);
   assert.notEqual(third.certPem, first.certPem);
-  assert.notEqual(third.keyPem, first.keyPem);
+  // Same key: install commands pin the server's public key, and a re-issue must not break them.
+  assert.equal(third.keyPem, first.keyPem);
   assert.equal(new X509Certificate(third.certPem).subjectAltName, 'DNS:hostmesh.example, DNS:mesh.internal, IP Address:127.0.0.1');
   assert.equal(fs.readFileSync(path.join(dir, SERVER_CERT_FILE), 'utf8'), third.certPem);
 });
@@ -455,6 +456,7 @@ test('ensureServerCert re-issues a cert that expires within 30 days, is foreign,
   const renewed = await ensureServerCert(ca, dir, names);
   assert.equal(renewed.reused, false);
   assert.ok(renewed.notAfter.getTime() - Date.now() > 300 * DAY);
+  assert.equal(renewed.keyPem, shortLived.keyPem, 'a renewal keeps the key');
 
   const otherCa = await CertificateAuthority.loadOrCreate(path.join(tmp, 'other-ca-2'), TD);
   const foreign = await otherCa.issueServerCert({ ...names, ttlMs: 365 * DAY });
