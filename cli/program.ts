@@ -2,6 +2,7 @@
 import { Command } from 'commander';
 import { registerAdminToken } from './commands/admin-token.js';
 import { registerApply } from './commands/apply.js';
+import { registerCheck } from './commands/check.js';
 import { addConnectionOptions } from './commands/common.js';
 import { registerDelete } from './commands/delete.js';
 import { registerGet } from './commands/get.js';
@@ -28,5 +29,6 @@ export function buildProgram(): Command {
   registerStatus(program);
   registerToken(program);
   registerAdminToken(program);
+  registerCheck(program);
   return program;
 }
