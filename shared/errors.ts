@@ -32,6 +32,7 @@ export const ErrorCatalogue = {
   HM_ERR_UNKNOWN_MESSAGE: { status: 400, summary: 'a protocol message has an unknown type' },
   HM_ERR_NOT_REGISTERED: { status: 403, summary: 'the host does not register that service' },
   HM_ERR_PIN_MISMATCH: { status: 495, summary: 'the server does not chain to the pinned CA fingerprint' },
+  HM_ERR_AGENT_NOT_BUILT: { status: 404, summary: 'the server has no agent build to serve (npm run build:agent)' },
   HM_ERR_CONFIG: { status: 500, summary: 'the configuration is invalid' },
   HM_ERR_STARTUP: { status: 500, summary: 'the process could not start' },
   HM_ERR_UNAVAILABLE: { status: 503, summary: 'the server is unreachable' },

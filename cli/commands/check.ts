@@ -35,7 +35,8 @@ export async function runChecks(opts: CheckOptions): Promise<CheckItem[]> {
   items.push(await checkHostCert(config, { pre: opts.pre, now: now(), configFile: file }));
   items.push(...(await checkPorts(config, agent, file)));
   if (!opts.pre) items.push(await checkAgentReady(config));
-  items.push(...(await checkServices(config, agent, file)));
+  // Services may come up after the agent; before its first start only what it needs is checked.
+  if (!opts.pre) items.push(...(await checkServices(config, agent, file)));
   if (!opts.pre) items.push(await checkRevision(config, agent, server.rootPem, opts.adminToken));
   return items;
 }

@@ -10,6 +10,7 @@ import { meshStateRoutes } from './routes/mesh-state.js';
 import { resourceRoutes } from './routes/resources.js';
 import { tokenRoutes } from './routes/tokens.js';
 import { joinRoutes } from './routes/join.js';
+import { installRoutes } from './routes/install.js';
 import { validatorCompiler } from './validator.js';
 
 export const BODY_LIMIT = 1024 * 1024;
@@ -69,6 +70,7 @@ export async function buildApp(ctx: ApiContext, tls: TlsMaterial | null): Promis
   tokenRoutes(app, ctx);
   meshStateRoutes(app, ctx);
   joinRoutes(app, ctx);
+  installRoutes(app, ctx, tls?.certPem ?? null);
   app.get('/openapi.json', { config: { access: 'public' }, schema: { hide: true } }, async () => app.swagger());
 
   app.get('/metrics', { config: { access: ctx.metricsPublic ? 'public' : 'read' }, schema: { tags: ['server'], summary: 'Prometheus metrics of the server' } }, async (_req, reply) => {
