@@ -3,6 +3,8 @@ import type { Command } from 'commander';
 import { parseDuration } from '../../shared/duration.js';
 import type { JoinTokenCreated } from '../../shared/api-types.js';
 import { api, type NewJoinToken } from '../api.js';
+import type { ApiClient } from '../client.js';
+import { INSTALL_INFO_PATH, installCommand, type InstallInfo } from '../../shared/install.js';
 import { UsageError } from '../errors.js';
 import { renderFields, renderJson, renderTable, renderYaml } from '../output.js';
 import { tokenColumns } from '../tables.js';
@@ -30,7 +32,10 @@ export function registerToken(program: Command): void {
   create.action(async (opts: CreateOptions, self: Command) => {
     const output = outputOf(self);
     const body = joinTokenRequest(opts);
-    const created = await withClient(self, (c) => api.createToken(c, body));
+    const created = await withClient(self, async (c) => {
+      const t = await api.createToken(c, body);
+      return { ...t, installCommand: t.installCommand ?? (await installCommandFor(c, t.token)) };
+    });
     if (output === 'json') return print(renderJson(created));
     if (output === 'yaml') return print(renderYaml(created));
     print(renderCreatedToken(created));
@@ -91,4 +96,14 @@ export function renderCreatedToken(t: JoinTokenCreated & { installCommand?: stri
   ]);
   if (t.installCommand) out += `\ninstall an agent on a host with:\n  ${t.installCommand}\n`;
   return out;
+}
+
+/** The one-line install for this token, from the server's own address and key pin; none from a server too old to serve the installer. */
+async function installCommandFor(c: ApiClient, token: string): Promise<string | undefined> {
+  try {
+    const info = await c.get<InstallInfo>(INSTALL_INFO_PATH);
+    return info.pin ? installCommand(info, token) : undefined;
+  } catch {
+    return undefined;
+  }
 }
