@@ -238,10 +238,10 @@ function sumStats(list: ClientStats[]): ClientStats {
   const total: ClientStats = {
     worker: -1, joined: 0, failedJoins: 0, joinErrors: [], snapshots: 0, snapshotBytes: 0, fullyVerified: 0, hashMismatches: 0,
     invalidMessages: 0, serverErrors: 0, refusedUpgrades: 0, errorSamples: [], connectFailures: {}, closes: 0, closeReasons: {}, emfile: false, cpuMs: 0,
-    shutdownRefusals: 0,
+    shutdownRefusals: 0, deltas: 0, deltaBaseMismatches: 0,
   };
   for (const s of list) {
-    for (const k of ['joined', 'failedJoins', 'snapshots', 'snapshotBytes', 'fullyVerified', 'hashMismatches', 'invalidMessages', 'serverErrors', 'refusedUpgrades', 'closes', 'cpuMs', 'shutdownRefusals'] as const) {
+    for (const k of ['joined', 'failedJoins', 'snapshots', 'snapshotBytes', 'fullyVerified', 'hashMismatches', 'invalidMessages', 'serverErrors', 'refusedUpgrades', 'closes', 'cpuMs', 'shutdownRefusals', 'deltas', 'deltaBaseMismatches'] as const) {
       total[k] += s[k];
     }
     total.joinErrors.push(...s.joinErrors);
@@ -772,7 +772,7 @@ async function main(): Promise<void> {
       resyncedSeconds: reconnect.resyncedMs / 1000,
       clientCpuSeconds: clientCpuRestartMs / 1000,
     },
-    snapshotChecks: { received: final.snapshots, fullyVerified: final.fullyVerified, fullCheck: opts.fullCheck },
+    snapshotChecks: { received: final.snapshots, deltas: final.deltas, deltaBaseMismatches: final.deltaBaseMismatches, fullyVerified: final.fullyVerified, fullCheck: opts.fullCheck },
     errors,
     errorSamples: [...final.joinErrors, ...final.errorSamples].slice(0, 10),
     connectFailures: final.connectFailures,
@@ -801,7 +801,7 @@ async function main(): Promise<void> {
     ['restart: arrivals per second', reconnect.histogram.join(' ')],
     [
       'snapshots checked',
-      `${final.snapshots} (${final.fullyVerified} parsed, schema-checked and hashed; the rest byte-identical to one that was${opts.fullCheck ? '' : ', see --full-check'})`,
+      `${final.snapshots}, of which ${final.deltas} deltas (${final.deltaBaseMismatches} on a stale base, nacked); ${final.fullyVerified} parsed and hashed, the rest byte-identical to one that was${opts.fullCheck ? '' : ', see --full-check'}`,
     ],
     ['errors', Object.entries(errors).filter(([, v]) => v).map(([k, v]) => `${k}=${v}`).join(', ') || 'none'],
   ];

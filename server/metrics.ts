@@ -5,7 +5,12 @@ import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom
 export class ServerMetrics {
   readonly registry = new Registry();
   readonly agentsConnected = new Gauge({ name: 'hostmesh_server_agents_connected', help: 'Agents with an open control connection.', registers: [this.registry] });
-  readonly pushes = new Counter({ name: 'hostmesh_server_snapshots_pushed_total', help: 'Snapshots sent to agents.', registers: [this.registry] });
+  readonly pushes = new Counter({
+    name: 'hostmesh_server_config_pushes_total',
+    help: 'Configurations sent to agents: whole snapshots, or deltas on the slice the agent last acked.',
+    labelNames: ['kind'] as const,
+    registers: [this.registry],
+  });
   readonly pushToAck = new Histogram({
     name: 'hostmesh_server_push_to_ack_seconds',
     help: 'Time from sending a snapshot to the agent acking it.',

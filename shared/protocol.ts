@@ -7,8 +7,10 @@ import { NAME_PATTERN } from './identity.js';
 import { AccessPolicySpec, MeshSpec, RouteSpec, ServiceSpec, TrafficPolicySpec } from './resources.js';
 import { compile } from './validation.js';
 
-export const PROTOCOL_VERSION = 1;
-export const SUPPORTED_PROTOCOLS: readonly number[] = [1];
+export const PROTOCOL_VERSION = 2;
+export const SUPPORTED_PROTOCOLS: readonly number[] = [1, 2];
+/** From this protocol version on, agents take `delta` messages; older ones only get snapshots. */
+export const DELTA_PROTOCOL = 2;
 export const AGENT_WS_PATH = '/v1/agent/connect';
 export const JOIN_PATH = '/v1/join';
 /** Largest frame either side accepts; a snapshot for a big mesh is well under this. */
@@ -71,6 +73,36 @@ export const Slice = Type.Object(
   { additionalProperties: false },
 );
 export type Slice = Static<typeof Slice>;
+
+/**
+ * What changed in one upstream. For an upstream the base does not have, spec, route and
+ * trafficPolicy are all present. Endpoints are keyed by host: `endpoints` adds or replaces, `removed`
+ * drops; the result is ordered by host, as the server orders it.
+ */
+export const UpstreamPatch = Type.Object(
+  {
+    spec: Type.Optional(ServiceSpec),
+    route: Type.Optional(Type.Union([RouteSpec, Type.Null()])),
+    trafficPolicy: Type.Optional(Type.Union([TrafficPolicySpec, Type.Null()])),
+    endpoints: Type.Optional(Type.Array(Endpoint)),
+    removed: Type.Optional(Type.Array(Name)),
+  },
+  { additionalProperties: false },
+);
+
+/** A slice as changes to the one the agent applied: only what differs; null removes an entry. */
+export const SlicePatch = Type.Object(
+  {
+    mesh: Type.Optional(Slice.properties.mesh),
+    caBundle: Type.Optional(Slice.properties.caBundle),
+    // Keys are service names (never e.g. "__proto__"): a patch is applied by assignment.
+    services: Type.Optional(Type.Record(Name, Type.Union([LocalServiceSlice, Type.Null()]))),
+    upstreams: Type.Optional(Type.Record(Name, Type.Union([UpstreamPatch, Type.Null()]))),
+  },
+  { additionalProperties: false },
+);
+export type UpstreamPatch = Static<typeof UpstreamPatch>;
+export type SlicePatch = Static<typeof SlicePatch>;
 export type Endpoint = Static<typeof Endpoint>;
 export type UpstreamSlice = Static<typeof UpstreamSlice>;
 export type LocalServiceSlice = Static<typeof LocalServiceSlice>;
@@ -155,6 +187,16 @@ export const SnapshotMsg = Type.Object(
   { type: Type.Literal('snapshot'), revision: Revision, hash: Type.String(), slice: Slice },
   { additionalProperties: false },
 );
+/**
+ * The slice at `revision` as a patch on the one with hash `baseHash`, which the agent last acked.
+ * The agent applies it only on that base and checks the result hashes to `hash`; otherwise it nacks
+ * and the server sends the whole snapshot. In a join storm this turns a push of every endpoint of a
+ * service to every caller into a push of the one endpoint that arrived.
+ */
+export const DeltaMsg = Type.Object(
+  { type: Type.Literal('delta'), revision: Revision, hash: Type.String(), baseHash: Type.String(), patch: SlicePatch },
+  { additionalProperties: false },
+);
 export const CertMsg = Type.Object(
   {
     type: Type.Literal('cert'),
@@ -180,8 +222,9 @@ export const ErrorMsg = Type.Object(
   { additionalProperties: false },
 );
 
-export const ServerMessage = Type.Union([SnapshotMsg, CertMsg, PingMsg, ErrorMsg]);
+export const ServerMessage = Type.Union([SnapshotMsg, DeltaMsg, CertMsg, PingMsg, ErrorMsg]);
 export type SnapshotMsg = Static<typeof SnapshotMsg>;
+export type DeltaMsg = Static<typeof DeltaMsg>;
 export type CertMsg = Static<typeof CertMsg>;
 export type PingMsg = Static<typeof PingMsg>;
 export type ErrorMsg = Static<typeof ErrorMsg>;
@@ -222,6 +265,7 @@ const agentValidators = {
 };
 const serverValidators = {
   snapshot: compile(SnapshotMsg),
+  delta: compile(DeltaMsg),
   cert: compile(CertMsg),
   ping: compile(PingMsg),
   error: compile(ErrorMsg),

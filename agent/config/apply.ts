@@ -4,7 +4,8 @@
 import { EventEmitter } from 'node:events';
 import { hashOf } from '../../shared/canonical.js';
 import type { Logger } from '../../shared/log.js';
-import { sliceValidator, type AckMsg, type NackMsg, type Slice } from '../../shared/protocol.js';
+import { sliceValidator, type AckMsg, type DeltaMsg, type NackMsg, type Slice } from '../../shared/protocol.js';
+import { applySlicePatch } from '../../shared/slice-patch.js';
 import { TrustBundle } from '../certs/trust.js';
 import type { DataPlane } from '../dataplane/listeners.js';
 import type { AgentMetrics } from '../metrics/agent-metrics.js';
@@ -53,7 +54,29 @@ export class ConfigApplier extends EventEmitter {
     return run;
   }
 
-  async #apply(msg: SnapshotInput, from: 'server' | 'disk'): Promise<AckMsg | NackMsg> {
+  /** A patch on the applied slice: rebuilt here, then checked and applied like a whole snapshot. */
+  applyDelta(msg: DeltaMsg): Promise<AckMsg | NackMsg> {
+    const run = this.#queue.then(() => {
+      const base = this.#current;
+      if (!base || base.hash !== msg.baseHash) {
+        // The server answers this nack with the whole snapshot.
+        const error = `delta is based on ${msg.baseHash} but the applied config is ${base?.hash ?? 'none'}`;
+        this.deps.log.info({ revision: msg.revision, error }, 'delta not applicable; asking for the whole snapshot');
+        return { type: 'nack', revision: msg.revision, hash: msg.hash, error } satisfies NackMsg;
+      }
+      let slice: Slice;
+      try {
+        slice = applySlicePatch(base.slice, msg.patch);
+      } catch (e) {
+        return this.#apply({ revision: msg.revision, hash: msg.hash, slice: null }, 'server', `invalid delta: ${(e as Error).message}`);
+      }
+      return this.#apply({ revision: msg.revision, hash: msg.hash, slice }, 'server');
+    });
+    this.#queue = run.catch(() => undefined);
+    return run;
+  }
+
+  async #apply(msg: SnapshotInput, from: 'server' | 'disk', refused?: string): Promise<AckMsg | NackMsg> {
     const { revision, hash } = msg;
     const log = this.deps.log.child({ revision, hash });
     const nack = (error: string): NackMsg => {
@@ -62,6 +85,7 @@ export class ConfigApplier extends EventEmitter {
       return { type: 'nack', revision, hash, error: error.slice(0, MAX_NACK_ERROR) };
     };
     const prev = this.#current;
+    if (refused !== undefined) return nack(refused);
 
     if (prev && prev.hash === hash && hashOf(msg.slice) === hash) {
       // Same content under a newer revision (another host's change bumped it): nothing to do

@@ -39,6 +39,12 @@ export function createFrameHandler(deps: DispatchDeps): (data: Buffer | string) 
     switch (msg.type) {
       case 'snapshot':
         return applyAndAnswer(msg);
+      case 'delta':
+        void applier.applyDelta(msg).then(
+          (answer) => send(answer),
+          (e: Error) => log.error({ err: e.message }, 'applying a delta failed unexpectedly'),
+        );
+        return;
       case 'cert':
         void certs.handleCert(msg).then(
           (matched) => {

@@ -12,6 +12,7 @@ import WebSocket from 'ws';
 import { Backoff } from '../../shared/backoff.js';
 import { hashOf } from '../../shared/canonical.js';
 import { generateKeyAndCsr } from '../../shared/csr.js';
+import { applySlicePatch } from '../../shared/slice-patch.js';
 import { formatSpiffeId } from '../../shared/identity.js';
 import {
   AGENT_WS_PATH,
@@ -23,6 +24,7 @@ import {
   type HelloMsg,
   type JoinRequest,
   type JoinResponse,
+  type Slice,
 } from '../../shared/protocol.js';
 import { agentShape, now, type ClientInit, type ClientStats, type ClientToParent, type ParentToClient } from './common.js';
 
@@ -71,6 +73,8 @@ const stats: ClientStats = {
   emfile: false,
   cpuMs: 0,
   shutdownRefusals: 0,
+  deltas: 0,
+  deltaBaseMismatches: 0,
 };
 
 function send(msg: ClientToParent): void {
@@ -192,36 +196,58 @@ function wsSend(a: SimAgent, msg: AgentMessage): void {
   if (a.ws && a.ws.readyState === WebSocket.OPEN) a.ws.send(JSON.stringify(msg));
 }
 
-/** What a snapshot frame says, after the checks; identical bytes verify identically. */
+/** What a snapshot or delta frame says, after the checks; identical bytes verify identically. */
 interface Verdict {
   ok: boolean;
   revision: number;
   hash: string;
+  /** For a delta: the slice it applies to (an agent on another one nacks it, as a real agent does). */
+  baseHash?: string;
   error?: string;
   mismatch?: boolean;
 }
 const verdicts = new Map<string, Verdict>();
+/** Slices by hash, shared by the simulated agents that applied them: the bases of deltas. */
+const slices = new Map<string, Slice>();
+
+function pruneSlices(): void {
+  if (slices.size <= 64) return;
+  const inUse = new Set(agents.map((a) => a.appliedHash));
+  for (const h of slices.keys()) if (!inUse.has(h)) slices.delete(h);
+}
+
+function check(revision: number, hash: string, slice: unknown, baseHash?: string): Verdict {
+  stats.fullyVerified++;
+  const actual = hashOf(slice);
+  if (actual !== hash) return { ok: false, mismatch: true, revision, hash, error: `slice hashes to ${actual}, message says ${hash}`, ...(baseHash ? { baseHash } : {}) };
+  slices.set(hash, slice as Slice);
+  return { ok: true, revision, hash, ...(baseHash ? { baseHash } : {}) };
+}
 
 function verify(raw: Buffer): Verdict | { other: string } {
   let key: string | null = null;
   if (!init.fullCheck) {
     key = createHash('sha256').update(raw).digest('base64');
     const seen = verdicts.get(key);
-    if (seen) return seen;
+    if (seen && (!seen.ok || slices.has(seen.hash))) return seen;
   }
   const d = decodeServerMessage(raw);
   let v: Verdict;
   if (!d.ok) {
-    if (d.type && d.type !== 'snapshot') return { other: `invalid ${d.type}: ${d.error}` };
+    if (d.type && d.type !== 'snapshot' && d.type !== 'delta') return { other: `invalid ${d.type}: ${d.error}` };
     v = { ok: false, revision: -1, hash: '', error: d.error };
-  } else if (d.msg.type !== 'snapshot') {
-    return { other: d.msg.type };
+  } else if (d.msg.type === 'snapshot') {
+    v = check(d.msg.revision, d.msg.hash, d.msg.slice);
+  } else if (d.msg.type === 'delta') {
+    const base = slices.get(d.msg.baseHash);
+    if (!base) return { ok: false, revision: d.msg.revision, hash: d.msg.hash, baseHash: d.msg.baseHash, error: `delta base ${d.msg.baseHash} unknown` };
+    try {
+      v = check(d.msg.revision, d.msg.hash, applySlicePatch(base, d.msg.patch), d.msg.baseHash);
+    } catch (e) {
+      v = { ok: false, revision: d.msg.revision, hash: d.msg.hash, error: `invalid delta: ${(e as Error).message}` };
+    }
   } else {
-    stats.fullyVerified++;
-    const actual = hashOf(d.msg.slice);
-    v = actual === d.msg.hash
-      ? { ok: true, revision: d.msg.revision, hash: d.msg.hash }
-      : { ok: false, mismatch: true, revision: d.msg.revision, hash: d.msg.hash, error: `slice hashes to ${actual}, message says ${d.msg.hash}` };
+    return { other: d.msg.type };
   }
   if (key !== null) {
     if (verdicts.size > 256) verdicts.clear();
@@ -233,7 +259,7 @@ function verify(raw: Buffer): Verdict | { other: string } {
 function onFrame(a: SimAgent, raw: Buffer): void {
   // Cheap peek so pings and errors skip the snapshot path.
   const head = raw.subarray(0, 40).toString('utf8');
-  if (!head.includes('"snapshot"')) {
+  if (!head.includes('"snapshot"') && !head.includes('"delta"')) {
     const d = decodeServerMessage(raw);
     if (!d.ok) {
       stats.invalidMessages++;
@@ -241,7 +267,7 @@ function onFrame(a: SimAgent, raw: Buffer): void {
     } else if (d.msg.type === 'error') {
       stats.serverErrors++;
       sample(stats.errorSamples, `${a.name}: server error ${d.msg.code}: ${d.msg.message}`);
-    } else if (d.msg.type === 'snapshot') {
+    } else if (d.msg.type === 'snapshot' || d.msg.type === 'delta') {
       onSnapshot(a, raw); // a snapshot whose "type" is not its first field
     } else if (d.msg.type !== 'ping') {
       stats.invalidMessages++;
@@ -255,10 +281,17 @@ function onFrame(a: SimAgent, raw: Buffer): void {
 function onSnapshot(a: SimAgent, raw: Buffer): void {
   stats.snapshots++;
   stats.snapshotBytes += raw.length;
+  if (raw.subarray(0, 40).includes('"delta"')) stats.deltas++;
   const v = verify(raw);
   if ('other' in v) {
     stats.invalidMessages++;
     sample(stats.errorSamples, `${a.name}: ${v.other}`);
+    return;
+  }
+  if (v.ok && v.baseHash !== undefined && v.baseHash !== a.appliedHash) {
+    // Not this agent's base: a real agent nacks and the server sends the whole snapshot.
+    stats.deltaBaseMismatches++;
+    wsSend(a, { type: 'nack', revision: v.revision, hash: v.hash, error: `delta is based on ${v.baseHash} but the applied config is ${a.appliedHash ?? 'none'}` });
     return;
   }
   if (!v.ok) {
@@ -270,6 +303,7 @@ function onSnapshot(a: SimAgent, raw: Buffer): void {
   }
   a.appliedRevision = v.revision;
   a.appliedHash = v.hash;
+  pruneSlices();
   wsSend(a, { type: 'ack', revision: v.revision, hash: v.hash });
   ackBatch.push([a.idx, v.revision, now()]);
   scheduleFlush();

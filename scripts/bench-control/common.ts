@@ -43,6 +43,9 @@ export interface ClientStats {
   /** Connection failures by code (ECONNREFUSED during a restart is expected, EMFILE is not). */
   connectFailures: Record<string, number>;
   closes: number;
+  /** Snapshots that came as deltas, and deltas on a base the agent did not have (each answered by a nack). */
+  deltas: number;
+  deltaBaseMismatches: number;
   /** Why open connections closed: "<code> <reason>" → count. */
   closeReasons: Record<string, number>;
   emfile: boolean;

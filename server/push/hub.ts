@@ -10,14 +10,19 @@ import { parseDuration } from '../../shared/duration.js';
 import { HmError } from '../../shared/errors.js';
 import { formatSpiffeId, parseSpiffeId } from '../../shared/identity.js';
 import type { Logger } from '../../shared/log.js';
-import { AGENT_WS_PATH, MAX_FRAME_BYTES, type CsrMsg, type HelloMsg } from '../../shared/protocol.js';
+import { AGENT_WS_PATH, DELTA_PROTOCOL, MAX_FRAME_BYTES, type CsrMsg, type HelloMsg } from '../../shared/protocol.js';
 import type { CertificateAuthority } from '../ca/index.js';
 import type { Registry } from '../registry/registry.js';
 import { normalizeSerial } from '../registry/hosts.repo.js';
 import { Session } from './session.js';
 import { AdmissionSchedule } from './admission.js';
 import type { ServerMetrics } from '../metrics.js';
-import { buildWorld, MESH_DEFAULTS, sliceFor, type World } from './slices.js';
+import { buildWorld, deltaWire, fullWire, MESH_DEFAULTS, sliceFor, type World } from './slices.js';
+
+/** How long an unanswered push holds back the next one to the same agent (a stuck agent is not waited for forever). */
+const ANSWER_WAIT_MS = 10_000;
+/** Upper bound of the pause between recomputes when they are expensive (a storm of hellos). */
+const MAX_RECOMPUTE_PAUSE_MS = 500;
 
 export interface HubOptions {
   registry: Registry;
@@ -170,8 +175,19 @@ export class PushHub {
             this.opts.metrics?.pushToAck.observe((performance.now() - s.sentAt) / 1000);
             s.sentAt = null;
           }
+          if (s.pending) this.pushTo(s, this.currentWorld());
         },
-        nacked: () => this.opts.metrics?.nacks.inc(),
+        nacked: (s) => {
+          this.opts.metrics?.nacks.inc();
+          s.sentAt = null;
+          if (s.sentDelta) {
+            // The agent could not rebuild the slice from our patch: it gets the whole snapshot.
+            s.appliedSlice = null;
+            s.sentHash = null;
+            s.pending = true;
+          }
+          if (s.pending) this.pushTo(s, this.currentWorld());
+        },
         closed: (s) => this.onClosed(s),
       },
       this.log,
@@ -280,11 +296,22 @@ export class PushHub {
 
   private scheduleRecompute(): void {
     if (this.recomputeTimer || this.stopped) return;
+    // After a recompute that took long (thousands of agents, a storm of hellos) the next one waits
+    // until twice its time has passed since it ended, so the server spends at most a third of its
+    // time on them and each carries more changes; a write after a quiet spell goes out at once.
+    const sinceLast = performance.now() - this.lastRecomputeEnd;
+    const rest = Math.min(MAX_RECOMPUTE_PAUSE_MS, 2 * this.lastRecomputeMs) - sinceLast;
     this.recomputeTimer = setTimeout(() => {
       this.recomputeTimer = null;
+      const t0 = performance.now();
       this.recomputeAll();
-    }, this.opts.debounceMs ?? 5);
+      this.lastRecomputeEnd = performance.now();
+      this.lastRecomputeMs = this.lastRecomputeEnd - t0;
+    }, Math.max(this.opts.debounceMs ?? 5, rest));
   }
+
+  private lastRecomputeMs = 0;
+  private lastRecomputeEnd = 0;
 
   private recomputeAll(): void {
     const world = this.currentWorld();
@@ -293,16 +320,38 @@ export class PushHub {
 
   private pushTo(s: Session, world: World): void {
     const built = sliceFor(world, [...s.services], s.upstreams);
-    if (built.hash === s.sentHash) return;
+    if (built.hash === s.sentHash) {
+      s.pending = false;
+      return;
+    }
+    const now = performance.now();
+    // One push in flight per agent: a slow agent gets the latest slice when it answers, not a queue
+    // of every intermediate one (in a join storm those queues were what filled the server's memory).
+    if (s.sentAt !== null && now - s.sentAt < ANSWER_WAIT_MS) {
+      s.pending = true;
+      return;
+    }
+    s.pending = false;
     s.sentHash = built.hash;
     s.sentRevision = world.revision;
+    s.sentSlice = built.slice;
+    s.sentDelta = false;
     // A reconnecting agent that already runs this exact slice need not receive it again.
-    if (built.hash === s.appliedHash) return;
-    s.sentAt = performance.now();
-    this.opts.metrics?.pushes.inc();
+    if (built.hash === s.appliedHash) {
+      s.appliedSlice ??= built.slice;
+      return;
+    }
+    s.sentAt = now;
+    const delta = s.protocol >= DELTA_PROTOCOL && s.appliedSlice && s.appliedHash ? deltaWire(world, built, s.appliedHash, s.appliedSlice) : null;
+    if (delta !== null) {
+      s.sentDelta = true;
+      this.opts.metrics?.pushes.inc({ kind: 'delta' });
+      s.sendText(delta);
+      return;
+    }
+    this.opts.metrics?.pushes.inc({ kind: 'snapshot' });
     // Thousands of agents often share one slice: serialize it once per World, not once per agent.
-    built.wire ??= JSON.stringify({ type: 'snapshot', revision: world.revision, hash: built.hash, slice: built.slice });
-    s.sendText(built.wire);
+    s.sendText(fullWire(world, built));
   }
 
   private pingAll(): void {
@@ -320,7 +369,10 @@ export class PushHub {
   /** Connection state and acks, written in one transaction per second rather than one per message. */
   private flush(): void {
     const rows = [];
+    const now = performance.now();
     for (const s of this.sessions.values()) {
+      // An agent that never answered its last push is not waited for beyond ANSWER_WAIT_MS.
+      if (s.pending && s.sentAt !== null && now - s.sentAt >= ANSWER_WAIT_MS) this.pushTo(s, this.currentWorld());
       if (!s.dirty) continue;
       s.dirty = false;
       rows.push({ name: s.host, connected: true, lastSeenAt: s.lastSeenAt, appliedRevision: s.appliedRevision, appliedHash: s.appliedHash, lastNack: s.lastNack });

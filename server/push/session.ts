@@ -11,6 +11,7 @@ import {
   type CsrMsg,
   type HelloMsg,
   type ServerMessage,
+  type Slice,
 } from '../../shared/protocol.js';
 
 export interface SessionHandlers {
@@ -29,9 +30,18 @@ export class Session {
   /** Hash and revision of the last snapshot sent, and of the last one the agent acked. */
   sentHash: string | null = null;
   sentRevision: number | null = null;
-  /** performance.now() when the last snapshot was sent, until it is acked. */
+  /** performance.now() when the last snapshot was sent, until it is answered. */
   sentAt: number | null = null;
+  /** The slice last sent, and whether as a delta (a nacked delta is followed by the whole snapshot). */
+  sentSlice: Slice | null = null;
+  sentDelta = false;
+  /** A newer slice waits for the answer to the one in flight: at most one push per agent on the wire. */
+  pending = false;
+  /** The protocol version from hello: deltas only from DELTA_PROTOCOL on. */
+  protocol = 1;
   appliedHash: string | null = null;
+  /** The slice with `appliedHash`, when this server sent it: the base of the next delta. */
+  appliedSlice: Slice | null = null;
   appliedRevision: number | null = null;
   lastNack: { revision: number; error: string; at: string } | null | undefined = undefined;
   lastSeenAt = new Date().toISOString();
@@ -111,11 +121,14 @@ export class Session {
           return;
         }
         this.greeted = true;
+        this.protocol = msg.protocol;
         this.appliedHash = msg.appliedHash;
         this.appliedRevision = msg.appliedRevision;
         this.handlers.hello(this, msg);
         return;
       case 'ack':
+        if (msg.hash === this.sentHash) this.appliedSlice = this.sentSlice;
+        else if (msg.hash !== this.appliedHash) this.appliedSlice = null;
         this.appliedHash = msg.hash;
         this.appliedRevision = msg.revision;
         this.lastNack = null;

@@ -5,6 +5,7 @@
 import { hashOf } from '../../shared/canonical.js';
 import type { AccessPolicySpec, MeshSpec, RouteSpec, ServiceSpec, TrafficPolicySpec } from '../../shared/resources.js';
 import type { Endpoint, LocalServiceSlice, MeshSlice, Slice, UpstreamSlice } from '../../shared/protocol.js';
+import { diffSlices } from '../../shared/slice-patch.js';
 import type { Registry } from '../registry/registry.js';
 
 export const MESH_DEFAULTS = { mtls: 'strict', defaultAccess: 'deny', certTTL: '24h', accessLog: false, disconnectGracePeriod: '30s' } as const;
@@ -20,6 +21,8 @@ export interface World {
   /** host → the services it registers */
   hostServices: Map<string, string[]>;
   cache: Map<string, BuiltSlice>;
+  /** Delta messages by "base hash>target hash", serialized once per World (null: the snapshot is as small). */
+  deltas: Map<string, string | null>;
 }
 
 export interface BuiltSlice {
@@ -83,7 +86,7 @@ export function buildWorld(registry: Registry, caBundle: string[]): World {
       certTTL: meshSpec.certTTL ?? MESH_DEFAULTS.certTTL,
       accessLog: meshSpec.accessLog ?? MESH_DEFAULTS.accessLog,
     };
-    return { revision, mesh, meshSpec, caBundle, services, accessPolicies, upstreams, hostServices, cache: new Map() };
+    return { revision, mesh, meshSpec, caBundle, services, accessPolicies, upstreams, hostServices, cache: new Map(), deltas: new Map() };
   })();
 }
 
@@ -105,4 +108,24 @@ export function sliceFor(world: World, localServices: readonly string[], upstrea
   const built = { slice, hash: hashOf(slice) };
   world.cache.set(key, built);
   return built;
+}
+
+/** The snapshot message for `built`, serialized once per World and shared by every host with this slice. */
+export function fullWire(world: World, built: BuiltSlice): string {
+  built.wire ??= JSON.stringify({ type: 'snapshot', revision: world.revision, hash: built.hash, slice: built.slice });
+  return built.wire;
+}
+
+/**
+ * The delta message from the slice `base` (hash `baseHash`, which the agent acked) to `built`, or
+ * null when it would not be meaningfully smaller than the whole snapshot.
+ */
+export function deltaWire(world: World, built: BuiltSlice, baseHash: string, base: Slice): string | null {
+  const key = `${baseHash}>${built.hash}`;
+  const cached = world.deltas.get(key);
+  if (cached !== undefined) return cached;
+  const wire = JSON.stringify({ type: 'delta', revision: world.revision, hash: built.hash, baseHash, patch: diffSlices(base, built.slice) });
+  const result = wire.length * 2 < fullWire(world, built).length ? wire : null;
+  world.deltas.set(key, result);
+  return result;
 }

@@ -6,6 +6,8 @@ import net from 'node:net';
 import path from 'node:path';
 import { after, before, test } from 'node:test';
 import { startAgent, type RunningAgent } from '../../agent/main.js';
+import { hashOf } from '../../shared/canonical.js';
+import { PROTOCOL_VERSION } from '../../shared/protocol.js';
 import { agentConfig, freePort, getText, makeSlice, snapshot, startFakeServer, tempDir, until, type FakeServer } from './fake-server.js';
 import { FakeHealth, testDeps } from './harness.js';
 
@@ -54,7 +56,7 @@ const canConnect = (port: number): Promise<boolean> =>
 
 test('hello describes the host, its services, upstreams and facts', async () => {
   const hello = await fake.waitFor((m) => m.type === 'hello', 1000, true);
-  assert.equal(hello['protocol'], 1);
+  assert.equal(hello['protocol'], PROTOCOL_VERSION);
   assert.equal(hello['host'], 'web-1');
   assert.equal(hello['appliedRevision'], null);
   const inbound = hello['inbound'] as { address: string; port: number };
@@ -133,6 +135,27 @@ test('an invalid slice is nacked (not just refused as a bad frame); the previous
   await expectNackKeepingPrevious(snapshot(8, slice), 8, /invalid slice: slice\.caBundle/);
   const extra = { ...makeSlice(fake.rootPem, []), surprise: true };
   await expectNackKeepingPrevious(snapshot(9, extra), 9, /invalid slice/);
+});
+
+test('a delta on the applied slice is rebuilt, checked, applied, persisted whole and acked', async () => {
+  const before = await dump();
+  const current = makeSlice(fake.rootPem, ['payments']);
+  assert.equal(before.appliedHash, hashOf(current));
+  const extra = { host: 'db-2', address: '127.0.0.2', port: 15443, labels: { version: 'v2' }, healthy: true };
+  const next = structuredClone(current);
+  next.upstreams['payments']!.endpoints.push(extra);
+  const base = { type: 'delta', revision: 9, hash: hashOf(next), baseHash: before.appliedHash };
+
+  await expectNackKeepingPrevious({ ...base, baseHash: 'a'.repeat(32), patch: { upstreams: { payments: { endpoints: [extra] } } } }, 9, /delta is based on a+ but the applied config is/);
+  await expectNackKeepingPrevious({ ...base, patch: { upstreams: { inventory: { endpoints: [extra] } } } }, 9, /invalid delta: upstream "inventory" is new/);
+  await expectNackKeepingPrevious({ ...base, patch: { upstreams: { payments: { removed: ['db-1'] } } } }, 9, /hash mismatch/);
+
+  fake.send({ ...base, patch: { upstreams: { payments: { endpoints: [extra] } } } });
+  assert.deepEqual(await fake.waitFor((m) => m.type === 'ack' || m.type === 'nack'), { type: 'ack', revision: 9, hash: hashOf(next) });
+  const saved = JSON.parse(fs.readFileSync(path.join(stateDir, 'snapshot.json'), 'utf8'));
+  assert.deepEqual(saved.slice, next, 'the rebuilt slice is what a restart resumes from');
+  assert.equal((await dump()).appliedHash, hashOf(next));
+  assert.equal(await canConnect(paymentsPort), true);
 });
 
 test('an upstream port already taken fails the whole snapshot: nack naming port and service', async () => {

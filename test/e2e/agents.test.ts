@@ -242,6 +242,45 @@ describe('agents', () => {
     const m = new Map(metrics.map((f) => [f.name, f]));
     assert.ok(Number(m.get('hostmesh_server_agents_connected')!.metrics[0]!.value) >= 3);
     assert.ok(Number(m.get('hostmesh_server_push_to_ack_seconds')!.metrics[0]!.count) >= 3, 'push-to-ack observed for each agent');
+    const deltas = m.get('hostmesh_server_config_pushes_total')!.metrics.find((x) => x.labels?.['kind'] === 'delta');
+    assert.ok(Number(deltas?.value) >= 3, 'agents that acked a slice get the change as a delta');
+  });
+
+  test('a delta the agent cannot rebuild is followed by the whole snapshot; protocol-1 agents only ever get snapshots', async () => {
+    assert.equal((await s.api('PUT', '/v1/resources/Service/delta-up', { kind: 'Service', name: 'delta-up', spec: { protocol: 'tcp', port: 7000 } })).status, 201);
+    const v2 = await joinRawHost(s, 'raw-delta-2', []);
+    const v1 = await joinRawHost(s, 'raw-delta-1', []);
+    const ws2 = await openAgentSocket(s, v2);
+    const ws1 = await openAgentSocket(s, v1);
+    try {
+      ws2.send(JSON.stringify({ ...helloFor(v2), protocol: 2, upstreams: ['delta-up'] }));
+      ws1.send(JSON.stringify({ ...helloFor(v1), protocol: 1, upstreams: ['delta-up'] }));
+      for (const ws of [ws1, ws2]) {
+        const first = await nextMessage(ws, (m) => m.type === 'snapshot');
+        assert.equal(first.slice.upstreams['delta-up'].spec.port, 7000);
+        ws.send(JSON.stringify({ type: 'ack', revision: first.revision, hash: first.hash }));
+      }
+      const r = await s.api('PUT', '/v1/resources/Service/delta-up', { kind: 'Service', name: 'delta-up', spec: { protocol: 'tcp', port: 7001 } });
+      const delta = await nextMessage(ws2, (m) => m.type === 'delta' || m.type === 'snapshot');
+      assert.equal(delta.type, 'delta');
+      assert.equal(delta.revision, r.body.status.revision);
+      assert.deepEqual(delta.patch, { upstreams: { 'delta-up': { spec: { protocol: 'tcp', port: 7001 } } } }, 'only what changed travels');
+      const old = await nextMessage(ws1, (m) => m.type === 'delta' || m.type === 'snapshot');
+      assert.equal(old.type, 'snapshot', 'an agent speaking protocol 1 gets the whole slice');
+      assert.equal(old.hash, delta.hash);
+      // This agent says it cannot use the delta: the server sends the whole slice at once.
+      ws2.send(JSON.stringify({ type: 'nack', revision: delta.revision, hash: delta.hash, error: 'delta is based on x but the applied config is y' }));
+      const whole = await nextMessage(ws2, (m) => m.type === 'delta' || m.type === 'snapshot');
+      assert.equal(whole.type, 'snapshot');
+      assert.equal(whole.hash, delta.hash);
+      assert.equal(whole.slice.upstreams['delta-up'].spec.port, 7001);
+    } finally {
+      ws1.close();
+      ws2.close();
+      await s.api('DELETE', '/v1/hosts/raw-delta-1');
+      await s.api('DELETE', '/v1/hosts/raw-delta-2');
+      await s.api('DELETE', '/v1/resources/Service/delta-up');
+    }
   });
 
   test('a snapshot the agent cannot apply is nacked, the old config stays, and status shows the nack', async () => {
