@@ -46,6 +46,30 @@ export const UpstreamSchema = Type.Object(
   { additionalProperties: false },
 );
 
+/** Data-plane observability, all optional (see README "Metrics, access logs and tracing"). */
+export const MetricsConfigSchema = Type.Object(
+  {
+    traffic: Type.Optional(Type.Boolean({ description: 'per-request and per-connection metrics (requests, latency, connections, bytes); default true' })),
+  },
+  { additionalProperties: false },
+);
+
+export const AccessLogConfigSchema = Type.Object(
+  {
+    path: Type.Optional(Type.String({ minLength: 1, description: 'file the access log lines are appended to; default: the agent\'s stdout' })),
+  },
+  { additionalProperties: false },
+);
+
+export const TracingConfigSchema = Type.Object(
+  {
+    otlpEndpoint: Type.String({ pattern: '^https?://', description: 'OTLP/HTTP JSON traces URL, e.g. http://collector:4318/v1/traces' }),
+    sampleRatio: Type.Optional(Type.Number({ minimum: 0, maximum: 1, description: 'share of new traces recorded; default 1' })),
+    maxQueue: Type.Optional(Type.Integer({ minimum: 1, maximum: 1_000_000, description: 'spans held for export before new ones are dropped; default 2048' })),
+  },
+  { additionalProperties: false },
+);
+
 export const HostConfigSchema = Type.Object(
   {
     server: Type.String({ pattern: '^https://', description: 'https://HOST:PORT of the hostmesh server' }),
@@ -59,6 +83,9 @@ export const HostConfigSchema = Type.Object(
     services: Type.Optional(Type.Array(HostServiceSchema, { maxItems: 256 })),
     upstreams: Type.Optional(Type.Array(UpstreamSchema, { maxItems: 256 })),
     logLevel: Type.Optional(Type.Union(['fatal', 'error', 'warn', 'info', 'debug', 'trace'].map((l) => Type.Literal(l)))),
+    metrics: Type.Optional(MetricsConfigSchema),
+    accessLog: Type.Optional(AccessLogConfigSchema),
+    tracing: Type.Optional(TracingConfigSchema),
   },
   { additionalProperties: false },
 );
@@ -110,6 +137,12 @@ export interface HostConfig {
   readonly services: readonly ResolvedService[];
   readonly upstreams: readonly Required<Upstream>[];
   readonly logLevel: string;
+  // Optional so a HostConfig built by hand (tests) need not name them; resolveHostConfig fills all three.
+  readonly metrics?: { readonly traffic: boolean };
+  /** Where access log lines go when a Mesh or Service turns them on (null: stdout). */
+  readonly accessLog?: { readonly path: string | null };
+  /** Span export; null: traceparent is passed through and only started when absent. */
+  readonly tracing?: { readonly otlpEndpoint: string; readonly sampleRatio: number; readonly maxQueue: number } | null;
 }
 
 const validator = compile(HostConfigSchema);
@@ -172,6 +205,7 @@ export function resolveHostConfig(raw: unknown, source = 'host config'): HostCon
     ports.set(u.localPort, u.service);
     return { service: u.service, localPort: u.localPort, bind: u.bind ?? '127.0.0.1' };
   });
+  if (c.tracing && !URL.canParse(c.tracing.otlpEndpoint)) extra.push({ field: 'tracing.otlpEndpoint', message: 'must be an http(s) URL' });
   if (extra.length > 0) throw configError(source, extra);
 
   const address = c.address ?? primaryIPv4();
@@ -188,6 +222,11 @@ export function resolveHostConfig(raw: unknown, source = 'host config'): HostCon
     services: Object.freeze(services),
     upstreams: Object.freeze(upstreams),
     logLevel: c.logLevel ?? 'info',
+    metrics: Object.freeze({ traffic: c.metrics?.traffic ?? true }),
+    accessLog: Object.freeze({ path: c.accessLog?.path ?? null }),
+    tracing: c.tracing
+      ? Object.freeze({ otlpEndpoint: c.tracing.otlpEndpoint, sampleRatio: c.tracing.sampleRatio ?? 1, maxQueue: c.tracing.maxQueue ?? 2048 })
+      : null,
   });
 }
 

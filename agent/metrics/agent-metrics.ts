@@ -1,6 +1,6 @@
 // The agent's own metrics, on a registry of its own (not prom-client's global one), so several
 // agents in one test process, or the proxy's metrics added later, never collide.
-import { Counter, Gauge, Registry } from 'prom-client';
+import { collectDefaultMetrics, Counter, Gauge, Registry } from 'prom-client';
 
 export class AgentMetrics {
   readonly registry = new Registry();
@@ -31,7 +31,10 @@ export class AgentMetrics {
     registers: [this.registry],
   });
 
-  constructor() {
+  constructor(opts: { processMetrics?: boolean } = {}) {
+    // process_cpu_seconds_total, process_resident_memory_bytes, nodejs_eventloop_lag_seconds…: the
+    // standard names, so the usual Node.js dashboards work on an agent too.
+    if (opts.processMetrics ?? true) collectDefaultMetrics({ register: this.registry });
     this.configRevision.set(0);
     this.connected.set(0);
   }

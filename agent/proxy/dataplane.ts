@@ -10,6 +10,7 @@ import type { Registry } from 'prom-client';
 import type { CertManager } from '../certs/manager.js';
 import type { TrustBundle } from '../certs/trust.js';
 import { ListenerDataPlane, type DataPlane, type PreparedChange } from '../dataplane/listeners.js';
+import { Observability } from '../observability/index.js';
 import { compileAccessPolicy } from '../policy/access.js';
 import { Dialer } from './dialer.js';
 import { InboundHttp } from './inbound-http.js';
@@ -26,6 +27,7 @@ export class ProxyDataPlane implements DataPlane {
   private inboundState: InboundState | null = null;
   private caKey = '';
   private readonly metrics: ProxyMetrics;
+  private readonly obs: Observability;
   private material: TlsMaterial | null = null;
   private inbound: InboundListener | null = null;
   private inboundHttp: InboundHttp | null = null;
@@ -38,7 +40,9 @@ export class ProxyDataPlane implements DataPlane {
     registry: Registry,
     private readonly log: Logger,
   ) {
-    this.metrics = new ProxyMetrics(registry);
+    this.metrics = new ProxyMetrics(registry, { traffic: config.metrics?.traffic ?? true });
+    this.metrics.watchUpstreams(() => this.upstreams.values());
+    this.obs = new Observability(config, registry, log);
     this.listeners = new ListenerDataPlane(config.upstreams, log, (service, socket) => this.onOutbound(service, socket));
   }
 
@@ -52,7 +56,7 @@ export class ProxyDataPlane implements DataPlane {
     this.trustDomain ||= trustDomain;
     const material = (this.material = new TlsMaterial(certs, trust, this.callerService));
     this.dialer = new Dialer(material, () => this.trustDomain);
-    this.inboundHttp = new InboundHttp(this.metrics, this.log.child({ side: 'inbound' }), () => this.inboundState?.services);
+    this.inboundHttp = new InboundHttp(this.metrics, this.log.child({ side: 'inbound' }), () => this.inboundState?.services, this.obs);
     this.outboundHttp = new OutboundHttp(
       (s) => this.upstreams.get(s),
       material,
@@ -60,15 +64,16 @@ export class ProxyDataPlane implements DataPlane {
       () => (this.callerService ? `${this.callerService}` : `host/${this.config.name}`),
       this.metrics,
       this.log.child({ side: 'outbound' }),
+      this.obs,
     );
-    this.inbound = new InboundListener(this.config.inbound, material, () => this.inboundState, this.inboundHttp, this.metrics, this.log.child({ side: 'inbound' }));
+    this.inbound = new InboundListener(this.config.inbound, material, () => this.inboundState, this.inboundHttp, this.metrics, this.log.child({ side: 'inbound' }), this.obs.accessLog);
     await this.inbound.start();
   }
 
   async prepare(next: Slice, prev: Slice | null): Promise<PreparedChange> {
     // Compile everything first: a bad value throws here and the agent nacks with nothing changed.
     const compiled = new Map<string, ReturnType<typeof compileUpstream>>();
-    for (const [name, u] of Object.entries(next.upstreams)) compiled.set(name, compileUpstream(u));
+    for (const [name, u] of Object.entries(next.upstreams)) compiled.set(name, compileUpstream(u, next.mesh.accessLog));
     const services = new Map<string, LocalService>();
     for (const s of this.config.services) {
       const declared = next.services[s.name];
@@ -79,6 +84,7 @@ export class ProxyDataPlane implements DataPlane {
         host: s.host,
         port: s.port,
         access: compileAccessPolicy(declared?.accessPolicy ?? null, next.mesh.defaultAccess),
+        accessLog: declared?.spec?.accessLog ?? next.mesh.accessLog,
       });
     }
     const inboundState: InboundState = { trustDomain: next.mesh.trustDomain, services };
@@ -117,6 +123,7 @@ export class ProxyDataPlane implements DataPlane {
     await this.inbound?.close();
     this.inboundHttp?.close();
     this.outboundHttp?.close();
+    await this.obs.close();
   }
 
   private onOutbound(service: string, socket: net.Socket): void {
@@ -126,6 +133,6 @@ export class ProxyDataPlane implements DataPlane {
       return;
     }
     if (up.settings.protocol === 'http') this.outboundHttp.accept(service, socket);
-    else handleOutboundTcp(up, socket, this.dialer, this.metrics, this.log);
+    else handleOutboundTcp(up, socket, this.dialer, this.metrics, this.log, this.obs.accessLog, this.callerService ?? `host/${this.config.name}`);
   }
 }

@@ -6,6 +6,7 @@
 // http1/inbound-session.ts for the per-request decisions.
 import type tls from 'node:tls';
 import type { Logger } from '../../shared/log.js';
+import type { Observability } from '../observability/index.js';
 import type { LocalService, PeerInfo } from './inbound.js';
 import type { ProxyMetrics } from './metrics.js';
 import { InboundSession } from './http1/inbound-session.js';
@@ -22,9 +23,11 @@ export class InboundHttp implements InboundSessions {
     readonly log: Logger,
     /** The local services in force; without it, a connection keeps the service it was accepted for. */
     private readonly services?: () => ReadonlyMap<string, LocalService> | undefined,
+    readonly obs: Observability | null = null,
   ) {}
 
   accept(socket: tls.TLSSocket, peer: PeerInfo): void {
+    this.metrics.connGroup('inbound', peer.service.name, 'http')?.track(socket);
     this.sessions.add(new InboundSession(this, socket, peer));
   }
 

@@ -5,10 +5,11 @@
 import net from 'node:net';
 import tls from 'node:tls';
 import type { Logger } from '../../shared/log.js';
+import type { AccessLog } from '../observability/access-log.js';
 import type { AccessEvaluator } from '../policy/access.js';
 import type { InboundHttp } from './inbound-http.js';
 import type { ProxyMetrics } from './metrics.js';
-import { pipeBoth } from './outbound-tcp.js';
+import { pipeBoth, tcpLine } from './outbound-tcp.js';
 import { peerIdentity, sourceName } from './peer-identity.js';
 import { MIN_VERSION, SECURE_OPTIONS, type TlsMaterial } from './tls-material.js';
 
@@ -18,6 +19,8 @@ export interface LocalService {
   host: string;
   port: number;
   access: AccessEvaluator;
+  /** Log each request (http) or connection (tcp): the Service's `accessLog`, else the Mesh's. */
+  accessLog: boolean;
 }
 
 export interface InboundState {
@@ -46,6 +49,7 @@ export class InboundListener {
     private readonly http: InboundHttp,
     private readonly metrics: ProxyMetrics,
     private readonly log: Logger,
+    private readonly accessLog: AccessLog | null = null,
   ) {}
 
   async start(): Promise<void> {
@@ -140,22 +144,27 @@ export class InboundListener {
       this.http.accept(socket, peer);
       return;
     }
+    const started = performance.now();
+    const accessLog = service.accessLog ? this.accessLog : null;
     const decision = service.access.decide(peer.source, null, null);
     if (!decision.allowed || decision.wouldDeny) this.metrics.denied(service.name, decision.reason, decision.audit ? 'audit' : 'enforce');
     if (!decision.allowed) {
       this.log.info({ source: peer.spiffeId, service: service.name, reason: decision.reason }, 'tcp connection denied by access policy');
+      accessLog?.write(tcpLine('inbound', peer.source, service.name, '', started, 0, 0, decision.reason));
       socket.destroy();
       return;
     }
     const local = net.connect({ host: service.host, port: service.port, allowHalfOpen: true, noDelay: true });
     socket.pause();
+    const to = `${service.host}:${service.port}`;
     local.once('connect', () => {
-      this.metrics.tcpOpened('inbound', service.name);
-      pipeBoth(socket, local, () => this.metrics.tcpClosed('inbound', service.name, socket.bytesRead, socket.bytesWritten));
+      this.metrics.connGroup('inbound', service.name, 'tcp')?.track(socket);
+      pipeBoth(socket, local, () => accessLog?.write(tcpLine('inbound', peer.source, service.name, to, started, socket.bytesRead, socket.bytesWritten, null)));
     });
     local.once('error', (e) => {
       if (local.connecting) {
         this.log.warn({ service: service.name, err: e.message }, 'local instance refused a tcp connection');
+        accessLog?.write(tcpLine('inbound', peer.source, service.name, to, started, 0, 0, 'LOCAL_UNAVAILABLE'));
         socket.destroy();
       }
     });

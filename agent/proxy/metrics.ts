@@ -1,61 +1,81 @@
-// The proxy's counters. Label values come from a bounded set (service names from config, reason
-// codes from fixed lists, status codes), never from request data such as paths.
-import { Counter, Gauge, Histogram, type Registry } from 'prom-client';
+// The proxy's metrics. Label values come from a bounded set (service names from config and verified
+// certificates, reason codes from fixed lists, status codes), never from request data such as paths
+// or from instance ports.
+//
+// Per-request and per-connection figures (requests, latency, connections, bytes) are kept by
+// RequestMetrics and ConnectionMetrics, cheaply, and can be turned off (`metrics.traffic: false`);
+// the rest counts rare events (a retry, a denial, an ejection) with prom-client directly.
+import { Counter, Gauge, type Registry } from 'prom-client';
+import { ConnectionMetrics, type ConnGroup, type Protocol } from '../metrics/connection-metrics.js';
+import { RequestMetrics, type Direction, type EdgeStats } from '../metrics/request-metrics.js';
+import { coarseClock } from '../lb/index.js';
+import type { UpstreamState } from './upstream.js';
 
 export class ProxyMetrics {
+  readonly requests: RequestMetrics;
+  readonly connections: ConnectionMetrics;
   private readonly handshakeFailures: Counter<'direction' | 'reason'>;
-  private readonly tcpOpenedC: Counter<'direction' | 'service'>;
-  private readonly tcpActive: Gauge<'direction' | 'service'>;
-  private readonly tcpBytes: Counter<'direction' | 'service' | 'flow'>;
-  private readonly requests: Counter<'direction' | 'source_service' | 'destination_service' | 'response_code'>;
-  private readonly duration: Histogram<'direction' | 'destination_service'>;
   private readonly retries: Counter<'service'>;
   private readonly circuit: Counter<'service' | 'reason'>;
   private readonly ejections: Counter<'service'>;
   private readonly denials: Counter<'service' | 'reason' | 'mode'>;
   private readonly errors: Counter<'direction' | 'service' | 'reason'>;
+  private upstreams: () => Iterable<UpstreamState> = () => [];
 
-  constructor(registry: Registry) {
+  constructor(registry: Registry, opts: { traffic?: boolean } = {}) {
     const registers = [registry];
+    const traffic = opts.traffic ?? true;
+    this.requests = new RequestMetrics(registry, traffic);
+    this.connections = new ConnectionMetrics(registry, traffic);
     this.handshakeFailures = new Counter({ name: 'hostmesh_tls_handshake_failures_total', help: 'TLS handshakes refused, by reason.', labelNames: ['direction', 'reason'], registers });
-    this.tcpOpenedC = new Counter({ name: 'hostmesh_tcp_connections_opened_total', help: 'Proxied TCP connections opened.', labelNames: ['direction', 'service'], registers });
-    this.tcpActive = new Gauge({ name: 'hostmesh_tcp_connections_active', help: 'Proxied TCP connections open now.', labelNames: ['direction', 'service'], registers });
-    this.tcpBytes = new Counter({ name: 'hostmesh_tcp_bytes_total', help: 'Bytes carried by proxied TCP connections.', labelNames: ['direction', 'service', 'flow'], registers });
-    this.requests = new Counter({
-      name: 'hostmesh_requests_total',
-      help: 'HTTP requests proxied, by direction, source and destination service and response code.',
-      labelNames: ['direction', 'source_service', 'destination_service', 'response_code'],
-      registers,
-    });
-    this.duration = new Histogram({
-      name: 'hostmesh_request_duration_seconds',
-      help: 'HTTP request duration through the proxy, until the response head.',
-      labelNames: ['direction', 'destination_service'],
-      buckets: [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10],
-      registers,
-    });
     this.retries = new Counter({ name: 'hostmesh_retries_total', help: 'Attempts retried, by upstream service.', labelNames: ['service'], registers });
     this.circuit = new Counter({ name: 'hostmesh_circuit_breaker_rejections_total', help: 'Requests or connections refused by the circuit breaker.', labelNames: ['service', 'reason'], registers });
     this.ejections = new Counter({ name: 'hostmesh_outlier_ejections_total', help: 'Endpoints ejected by outlier detection.', labelNames: ['service'], registers });
     this.denials = new Counter({ name: 'hostmesh_access_denials_total', help: 'Requests or connections denied (or, in audit mode, that would be) by access policy.', labelNames: ['service', 'reason', 'mode'], registers });
-    this.errors = new Counter({ name: 'hostmesh_proxy_errors_total', help: 'Requests the proxy answered itself with an error, by reason.', labelNames: ['direction', 'service', 'reason'], registers });
+    this.errors = new Counter({ name: 'hostmesh_proxy_errors_total', help: 'Requests the proxy answered itself with an error (timeouts among them), by reason.', labelNames: ['direction', 'service', 'reason'], registers });
+    const self = this;
+    new Gauge({
+      name: 'hostmesh_upstream_endpoints',
+      help: 'Endpoints of each upstream in the applied config, by state: healthy, unhealthy (its health check fails) or ejected (by outlier detection).',
+      labelNames: ['service', 'state'],
+      registers,
+      collect() {
+        this.reset();
+        const now = coarseClock.now();
+        for (const up of self.upstreams()) {
+          let healthy = 0;
+          let unhealthy = 0;
+          let ejected = 0;
+          for (const ep of up.endpoints) {
+            if (!ep.healthy) unhealthy++;
+            else if (up.outlier.isEjected(ep.host, now)) ejected++;
+            else healthy++;
+          }
+          this.set({ service: up.service, state: 'healthy' }, healthy);
+          this.set({ service: up.service, state: 'unhealthy' }, unhealthy);
+          this.set({ service: up.service, state: 'ejected' }, ejected);
+        }
+      },
+    });
+  }
+
+  /** Where the endpoints gauge reads the upstreams in force. */
+  watchUpstreams(list: () => Iterable<UpstreamState>): void {
+    this.upstreams = list;
+  }
+
+  /** Per-request stats of an edge (null when traffic metrics are off). Once per connection. */
+  edge(direction: Direction, source: string, destination: string): EdgeStats | null {
+    return this.requests.edge(direction, source, destination);
+  }
+
+  /** Per-connection stats (null when traffic metrics are off). */
+  connGroup(direction: Direction, service: string, protocol: Protocol): ConnGroup | null {
+    return this.connections.group(direction, service, protocol);
   }
 
   handshakeFailed(direction: 'inbound' | 'outbound', reason: string): void {
     this.handshakeFailures.inc({ direction, reason });
-  }
-  tcpOpened(direction: string, service: string): void {
-    this.tcpOpenedC.inc({ direction, service });
-    this.tcpActive.inc({ direction, service });
-  }
-  tcpClosed(direction: string, service: string, bytesIn: number, bytesOut: number): void {
-    this.tcpActive.dec({ direction, service });
-    this.tcpBytes.inc({ direction, service, flow: 'in' }, bytesIn);
-    this.tcpBytes.inc({ direction, service, flow: 'out' }, bytesOut);
-  }
-  request(direction: string, source: string, destination: string, status: number, seconds: number): void {
-    this.requests.inc({ direction, source_service: source, destination_service: destination, response_code: status });
-    this.duration.observe({ direction, destination_service: destination }, seconds);
   }
   retried(service: string): void {
     this.retries.inc({ service });

@@ -8,6 +8,7 @@
 // http1/outbound-session.ts for routing and retries, http1/mesh-pool.ts for the connections.
 import type net from 'node:net';
 import type { Logger } from '../../shared/log.js';
+import type { Observability } from '../observability/index.js';
 import { Dialer } from './dialer.js';
 import { MeshPool } from './http1/mesh-pool.js';
 import { OutboundSession } from './http1/outbound-session.js';
@@ -28,11 +29,13 @@ export class OutboundHttp implements OutboundSessions {
     readonly source: () => string,
     readonly metrics: ProxyMetrics,
     readonly log: Logger,
+    readonly obs: Observability | null = null,
   ) {
     this.pool = new MeshPool(new Dialer(material, trustDomain), material);
   }
 
   accept(service: string, socket: net.Socket): void {
+    this.metrics.connGroup('outbound', service, 'http')?.track(socket);
     this.sessions.add(new OutboundSession(this, service, socket));
   }
 

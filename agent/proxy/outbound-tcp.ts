@@ -7,18 +7,30 @@ import type tls from 'node:tls';
 import type { Logger } from '../../shared/log.js';
 import type { Endpoint } from '../../shared/protocol.js';
 import { coarseClock } from '../lb/index.js';
+import type { AccessLog } from '../observability/access-log.js';
 import { DialError, type Dialer } from './dialer.js';
 import type { ProxyMetrics } from './metrics.js';
 import type { UpstreamState } from './upstream.js';
 
 const MAX_CONNECT_ATTEMPTS = 3;
 
-export function handleOutboundTcp(up: UpstreamState, client: net.Socket, dialer: Dialer, metrics: ProxyMetrics, log: Logger): void {
+export function handleOutboundTcp(
+  up: UpstreamState,
+  client: net.Socket,
+  dialer: Dialer,
+  metrics: ProxyMetrics,
+  log: Logger,
+  accessLog: AccessLog | null = null,
+  source = '',
+): void {
   client.setNoDelay(true);
   client.pause();
+  const started = performance.now();
+  const logIt = accessLog !== null && up.settings.accessLog;
   const refusal = up.breaker.tryAcquireConnection();
   if (refusal) {
     metrics.circuitOpen(up.service, refusal);
+    if (logIt) accessLog.write(tcpLine('outbound', source, up.service, '', started, 0, 0, 'CIRCUIT_OPEN'));
     client.destroy();
     return;
   }
@@ -36,14 +48,42 @@ export function handleOutboundTcp(up: UpstreamState, client: net.Socket, dialer:
         remote.destroy();
         return;
       }
-      metrics.tcpOpened('outbound', up.service);
-      pipeBoth(client, remote, () => metrics.tcpClosed('outbound', up.service, client.bytesRead, client.bytesWritten));
+      metrics.connGroup('outbound', up.service, 'tcp')?.track(client);
+      const to = `${remote.remoteAddress ?? ''}:${remote.remotePort ?? ''}`;
+      pipeBoth(client, remote, logIt ? () => accessLog.write(tcpLine('outbound', source, up.service, to, started, client.bytesRead, client.bytesWritten, null)) : noop);
     },
     (e: Error) => {
       log.debug({ service: up.service, err: e.message }, 'no upstream connection for a tcp client');
+      if (logIt) accessLog.write(tcpLine('outbound', source, up.service, '', started, 0, 0, e instanceof DialError ? 'CONNECT_FAILURE' : 'NO_HEALTHY_ENDPOINTS'));
       client.destroy();
     },
   );
+}
+
+const noop = (): void => undefined;
+
+/** The access log line of one tcp connection, written when it closes (or fails to open). */
+export function tcpLine(
+  direction: 'inbound' | 'outbound',
+  source: string,
+  destination: string,
+  upstream: string,
+  started: number,
+  received: number,
+  sent: number,
+  error: string | null,
+): Record<string, unknown> {
+  return {
+    direction,
+    protocol: 'tcp',
+    source,
+    destination,
+    duration_ms: Math.round((performance.now() - started) * 1000) / 1000,
+    bytes_received: received,
+    bytes_sent: sent,
+    upstream_host: upstream,
+    ...(error ? { error } : {}),
+  };
 }
 
 async function connect(up: UpstreamState, dialer: Dialer, metrics: ProxyMetrics, attempt: number, avoid: Endpoint | null): Promise<tls.TLSSocket> {

@@ -32,6 +32,8 @@ export interface UpstreamSettings {
   perTryTimeoutMs: number;
   connectTimeoutMs: number;
   retry: RetryPolicy;
+  /** Log each request: the Service's `accessLog`, else the Mesh's. */
+  accessLog: boolean;
 }
 
 const labelsOf = (e: Endpoint): Readonly<Record<string, string>> => e.labels;
@@ -53,7 +55,7 @@ export const DEFAULT_CONNECT_TIMEOUT_MS = 2000;
 export const DEFAULT_REQUEST_TIMEOUT_MS = 15_000;
 
 /** Compile a snapshot's upstream into settings; throws (→ nack) on anything unusable. */
-export function compileUpstream(slice: UpstreamSlice): { settings: UpstreamSettings; apply: (u: UpstreamState) => void } {
+export function compileUpstream(slice: UpstreamSlice, meshAccessLog = false): { settings: UpstreamSettings; apply: (u: UpstreamState) => void } {
   const route = slice.route;
   const timeoutMs = route?.timeout ? parseDuration(route.timeout) : DEFAULT_REQUEST_TIMEOUT_MS;
   const settings: UpstreamSettings = {
@@ -63,6 +65,7 @@ export function compileUpstream(slice: UpstreamSlice): { settings: UpstreamSetti
     perTryTimeoutMs: route?.retries?.perTryTimeout ? parseDuration(route.retries.perTryTimeout) : timeoutMs,
     connectTimeoutMs: slice.trafficPolicy?.connectTimeout ? parseDuration(slice.trafficPolicy.connectTimeout) : DEFAULT_CONNECT_TIMEOUT_MS,
     retry: retryPolicyFromSpec(route),
+    accessLog: slice.spec.accessLog ?? meshAccessLog,
   };
   // Construct what can throw now, so a bad value fails prepare() rather than commit().
   const outlierOpts = outlierOptionsFromSpec(slice.trafficPolicy);

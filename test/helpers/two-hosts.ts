@@ -13,7 +13,18 @@ export interface TwoHosts {
 export async function startTwoHosts(
   s: TestServer,
   bag: Cleanup,
-  o: { prefix: string; A: string; B: string; webOut: number; dbOut: number; meshSpec: Record<string, unknown> },
+  o: {
+    prefix: string;
+    A: string;
+    B: string;
+    webOut: number;
+    dbOut: number;
+    meshSpec: Record<string, unknown>;
+    /** More host config for agent A or B (tracing, access log file…). */
+    extra?: { a?: Record<string, unknown>; b?: Record<string, unknown> };
+    /** More resources applied with the first ones (a Service's accessLog, an AccessPolicy…). */
+    resources?: unknown[];
+  },
 ): Promise<TwoHosts> {
   const { A, B } = o;
   await apply(s, [
@@ -21,6 +32,7 @@ export async function startTwoHosts(
     { kind: 'Service', name: 'api', spec: { protocol: 'http', port: 18081 } },
     { kind: 'Service', name: 'web', spec: { protocol: 'http', port: 18080 } },
     { kind: 'Service', name: 'db', spec: { protocol: 'tcp', port: 18090 } },
+    ...(o.resources ?? []),
   ]);
   const web = await startHeaderEcho(B, 18080, 'web-b');
   bag.add(() => web.close());
@@ -37,6 +49,7 @@ export async function startTwoHosts(
       { name: 'web', port: 18080, host: B, protocol: 'http' },
       { name: 'db', port: 18090, host: B, protocol: 'tcp' },
     ],
+    ...(o.extra?.b ? { extra: o.extra.b } : {}),
   });
   bag.add(() => b.cleanup());
   const a = await startTestAgent(s, {
@@ -48,6 +61,7 @@ export async function startTwoHosts(
       { service: 'web', localPort: o.webOut, bind: A },
       { service: 'db', localPort: o.dbOut, bind: A },
     ],
+    ...(o.extra?.a ? { extra: o.extra.a } : {}),
   });
   bag.add(() => a.cleanup());
   await Promise.all([waitReady(a), waitReady(b)]);

@@ -58,6 +58,8 @@ export abstract class Http1Session implements ConnOwner {
   protected closed = false;
   /** The whole request body once buffered (SINK_BUFFER), for onBodyBuffered and retries. */
   protected bodyBuf: Buffer | null = null;
+  /** Body bytes of the request in flight read so far (for access logs: one add per chunk). */
+  protected reqBodyBytes = 0;
 
   private readonly parser = new RequestHeadParser(REQUEST_LIMITS);
   private readonly reqBody = new BodyFramer();
@@ -291,6 +293,7 @@ export abstract class Http1Session implements ConnOwner {
     this.requestSent = false;
     this.resState = S_NONE;
     this.bodyBuf = null;
+    this.reqBodyBytes = 0;
     this.sink = SINK_HOLD;
     this.reqBody.start(head.body, head.contentLength);
     this.reqState = head.body === 'none' ? R_DONE : R_BODY;
@@ -304,6 +307,7 @@ export abstract class Http1Session implements ConnOwner {
   }
 
   private deliver(buf: Buffer): void {
+    this.reqBodyBytes += buf.length;
     switch (this.sink) {
       case SINK_UP: {
         const c = this.conn;

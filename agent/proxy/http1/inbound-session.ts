@@ -4,7 +4,12 @@
 // instance over a kept-alive plain TCP connection with exactly the path that was checked.
 import type tls from 'node:tls';
 import type { RequestHead, ResponseHead } from '../../http/head-parser.js';
-import { IDENTITY_HEADERS, removeHeader, serializeRequestHead } from '../../http/head-writer.js';
+import { getHeader, IDENTITY_HEADERS, removeHeader, serializeRequestHead } from '../../http/head-writer.js';
+import type { EdgeStats } from '../../metrics/request-metrics.js';
+import { pathOf } from '../../observability/index.js';
+import { SPAN_KIND_SERVER } from '../../observability/otlp-exporter.js';
+import { traceIdOf } from '../../observability/trace-context.js';
+import type { Hop } from '../../observability/tracer.js';
 import { forwardTarget, normalizeTarget } from '../../policy/normalize-path.js';
 import type { LocalService, PeerInfo } from '../inbound.js';
 import { Http1Session } from './connection-loop.js';
@@ -20,6 +25,12 @@ export class InboundSession extends Http1Session {
   private resendable = false;
   private retried = false;
   private readonly xfcc: string;
+  // Observing the request: metrics always (unless off), the access log and a span when on.
+  private readonly edge: EdgeStats | null;
+  private status = 0;
+  private logThis = false;
+  private hop: Hop | null = null;
+  private sent0 = 0;
 
   constructor(
     private readonly owner: InboundSessions,
@@ -29,6 +40,8 @@ export class InboundSession extends Http1Session {
     super(client);
     this.svc = peer.service;
     this.xfcc = `URI=${peer.spiffeId}`;
+    // Caller and service are fixed for the connection (a service keeps its name across pushes).
+    this.edge = owner.metrics.edge('inbound', peer.source, peer.service.name);
   }
 
   protected onRequest(head: RequestHead): void {
@@ -36,17 +49,26 @@ export class InboundSession extends Http1Session {
     // The policy in force now, not the one of when the connection was made.
     const svc = (this.svc = this.owner.currentService(this.peer.service));
     const metrics = this.owner.metrics;
+    const obs = this.owner.obs;
+    if (svc.accessLog && obs !== null) {
+      this.logThis = true;
+      this.sent0 = this.client.bytesWritten;
+    }
+    // Before the policy: a denied request is part of the trace too.
+    const tracer = obs?.tracer ?? null;
+    if (tracer !== null) this.hop = tracer.hop(head.headers);
     const method = head.method;
     const target = normalizeTarget(method, head.target);
     if (typeof target === 'string') {
       metrics.proxyError('inbound', svc.name, target);
+      this.record(400);
       this.respond(400, target, `request path refused: ${target}`);
       return;
     }
     const decision = svc.access.decide(this.peer.source, method, target.path);
     if (!decision.allowed || decision.wouldDeny) metrics.denied(svc.name, decision.reason, decision.audit ? 'audit' : 'enforce');
     if (!decision.allowed) {
-      metrics.request('inbound', this.peer.source, svc.name, 403, (performance.now() - this.started) / 1000);
+      this.record(403);
       this.respond(403, decision.reason, `${this.peer.spiffeId} may not ${method} ${target.path ?? ''} on ${svc.name}`);
       return;
     }
@@ -66,7 +88,7 @@ export class InboundSession extends Http1Session {
   }
 
   protected onResponse(rh: ResponseHead): boolean {
-    this.owner.metrics.request('inbound', this.peer.source, this.svc.name, rh.status, (performance.now() - this.started) / 1000);
+    this.record(rh.status);
     return true;
   }
 
@@ -82,13 +104,76 @@ export class InboundSession extends Http1Session {
     const reason = err?.code === 'ECONNREFUSED' ? 'LOCAL_UNAVAILABLE' : 'LOCAL_RESET';
     const metrics = this.owner.metrics;
     metrics.proxyError('inbound', svc.name, reason);
-    metrics.request('inbound', this.peer.source, svc.name, 503, (performance.now() - this.started) / 1000);
+    this.record(503);
     this.respond(503, reason, `local instance of ${svc.name}: ${err?.code ?? err?.message ?? 'connection closed'}`);
   }
 
   protected onAbort(): void {}
 
-  protected onExchangeEnd(): void {}
+  /** The request is answered with `status` (by the instance or by us): count it and time it. */
+  private record(status: number): void {
+    this.status = status;
+    const e = this.edge;
+    if (e !== null) e.record(status, (performance.now() - this.started) / 1000);
+  }
+
+  protected onExchangeEnd(): void {
+    if (this.logThis || this.hop !== null) {
+      this.observe();
+      this.logThis = false;
+      this.hop = null;
+    }
+    this.status = 0;
+  }
+
+  /** Access log line and span, once the exchange is over (so with its full duration and bytes). */
+  private observe(): void {
+    const head = this.head;
+    const obs = this.owner.obs;
+    if (head === null || obs === null) return;
+    const endMs = performance.now();
+    const svc = this.svc;
+    const upstream = `${svc.host}:${svc.port}`;
+    if (this.logThis) {
+      const h = head.headers;
+      obs.accessLog.write({
+        direction: 'inbound',
+        protocol: 'http',
+        source: this.peer.source,
+        destination: svc.name,
+        method: head.method,
+        authority: head.host ?? '',
+        path: pathOf(head.target),
+        status: this.status,
+        duration_ms: Math.round((endMs - this.started) * 1000) / 1000,
+        bytes_received: head.headSize + this.reqBodyBytes,
+        bytes_sent: this.client.bytesWritten - this.sent0,
+        upstream_host: upstream,
+        trace_id: this.hop?.traceId ?? traceIdOf(getHeader(h, 'traceparent')),
+        request_id: getHeader(h, 'x-request-id') ?? '',
+      });
+    }
+    const hop = this.hop;
+    if (hop !== null) {
+      obs.tracer?.end(hop, {
+        service: svc.name,
+        name: `${head.method} ${svc.name}`,
+        kind: SPAN_KIND_SERVER,
+        startMs: performance.timeOrigin + this.started,
+        endMs: performance.timeOrigin + endMs,
+        attributes: {
+          'http.request.method': head.method,
+          'url.path': pathOf(head.target),
+          'http.response.status_code': this.status,
+          'client.service': this.peer.source,
+          'hostmesh.direction': 'inbound',
+          'hostmesh.source': this.peer.spiffeId,
+          'hostmesh.upstream': upstream,
+        },
+        error: this.status === 0 || this.status >= 500,
+      });
+    }
+  }
 
   protected releaseConn(conn: UpstreamConn): void {
     this.owner.pool.release(conn);

@@ -13,8 +13,13 @@ import { randomUUID } from 'node:crypto';
 import type net from 'node:net';
 import type { Endpoint } from '../../../shared/protocol.js';
 import type { RequestHead, ResponseHead } from '../../http/head-parser.js';
-import { indexOfHeader, removeHeader, serializeRequestHead } from '../../http/head-writer.js';
+import { getHeader, indexOfHeader, removeHeader, serializeRequestHead } from '../../http/head-writer.js';
 import { coarseClock } from '../../lb/index.js';
+import type { EdgeStats } from '../../metrics/request-metrics.js';
+import { pathOf } from '../../observability/index.js';
+import { SPAN_KIND_CLIENT } from '../../observability/otlp-exporter.js';
+import { traceIdOf } from '../../observability/trace-context.js';
+import type { Hop } from '../../observability/tracer.js';
 import { normalizeTarget } from '../../policy/normalize-path.js';
 import { retryDecision, type Outcome } from '../../resilience/index.js';
 import type { CompiledRule, UpstreamState } from '../upstream.js';
@@ -50,6 +55,12 @@ export class OutboundSession extends Http1Session implements DialOwner {
   private staleRetried = false;
   private dialToken = 0; // bumped when a dial's result is no longer wanted by this try
   private perTry: NodeJS.Timeout | null = null;
+  // Observing the request: metrics always (unless off), the access log and a span when on.
+  private readonly edge: EdgeStats | null;
+  private status = 0;
+  private logThis = false;
+  private hop: Hop | null = null;
+  private sent0 = 0;
 
   constructor(
     private readonly owner: OutboundSessions,
@@ -57,6 +68,8 @@ export class OutboundSession extends Http1Session implements DialOwner {
     client: net.Socket,
   ) {
     super(client);
+    // The calling identity and the upstream are fixed for the connection: one lookup, not one per request.
+    this.edge = owner.metrics.edge('outbound', owner.source(), service);
   }
 
   protected onRequest(head: RequestHead): void {
@@ -64,14 +77,20 @@ export class OutboundSession extends Http1Session implements DialOwner {
     const service = this.service;
     const up = this.owner.upstream(service);
     if (up === undefined) {
+      this.record(503);
       this.respond(503, 'NO_UPSTREAM', `upstream ${service} is not configured on this agent`);
       return;
+    }
+    if (up.settings.accessLog && this.owner.obs !== null) {
+      this.logThis = true;
+      this.sent0 = this.client.bytesWritten;
     }
     const metrics = this.owner.metrics;
     const method = head.method;
     const target = normalizeTarget(method, head.target);
     if (typeof target === 'string') {
       metrics.proxyError('outbound', service, target);
+      this.record(400);
       this.respond(400, target, `request path refused: ${target}`);
       return;
     }
@@ -79,13 +98,16 @@ export class OutboundSession extends Http1Session implements DialOwner {
     const rule = matchRule(up.settings.rules, method, target.path ?? '', h);
     if (rule === null) {
       metrics.proxyError('outbound', service, 'NO_ROUTE');
+      this.record(404);
       this.respond(404, 'NO_ROUTE', `no route of ${service} matches ${method} ${target.path ?? ''}`);
       return;
     }
     stripForForward(h);
     // We answer `100 Continue` ourselves (as node:http did) and hold the body, so nobody behind us is asked.
     if (head.expectContinue) removeHeader(h, 'expect');
-    if (indexOfHeader(h, 'traceparent') === -1) h.push('traceparent', newTraceparent());
+    const tracer = this.owner.obs?.tracer ?? null;
+    if (tracer !== null) this.hop = tracer.hop(h);
+    else if (indexOfHeader(h, 'traceparent') === -1) h.push('traceparent', newTraceparent());
     if (indexOfHeader(h, 'x-request-id') === -1) h.push('x-request-id', randomUUID());
     if (head.version === '1.0' && head.keepAlive) h.push('connection', 'keep-alive');
     // The target goes as the app sent it: the far agent normalizes it once, for its policy and its
@@ -126,7 +148,7 @@ export class OutboundSession extends Http1Session implements DialOwner {
     if (!ep) {
       this.answer();
       metrics.proxyError('outbound', service, 'NO_HEALTHY_ENDPOINTS');
-      metrics.request('outbound', this.owner.source(), service, 503, (performance.now() - this.started) / 1000);
+      this.record(503);
       this.respond(503, 'NO_HEALTHY_ENDPOINTS', `no healthy instance of ${service}`);
       return;
     }
@@ -138,7 +160,7 @@ export class OutboundSession extends Http1Session implements DialOwner {
       if (waiting && refusal !== 'max-pending') breaker.releasePending();
       this.answer();
       metrics.circuitOpen(service, refusal);
-      metrics.request('outbound', this.owner.source(), service, 503, (performance.now() - this.started) / 1000);
+      this.record(503);
       this.respond(503, 'CIRCUIT_OPEN', `${service}: circuit breaker open (${refusal})`, 'x-hostmesh-circuit', refusal);
       return;
     }
@@ -191,7 +213,7 @@ export class OutboundSession extends Http1Session implements DialOwner {
     this.settle(status);
     if (status >= 500 && this.retry(status)) return false;
     this.answer();
-    this.owner.metrics.request('outbound', this.owner.source(), this.service, status, (performance.now() - this.started) / 1000);
+    this.record(status);
     return true;
   }
 
@@ -227,7 +249,7 @@ export class OutboundSession extends Http1Session implements DialOwner {
     const metrics = this.owner.metrics;
     const timeoutMs = (this.up as UpstreamState).settings.timeoutMs;
     metrics.proxyError('outbound', this.service, 'TIMEOUT');
-    metrics.request('outbound', this.owner.source(), this.service, 504, (performance.now() - this.started) / 1000);
+    this.record(504);
     this.respond(504, 'TIMEOUT', `${this.service} did not answer within ${timeoutMs} ms`);
   };
 
@@ -241,7 +263,7 @@ export class OutboundSession extends Http1Session implements DialOwner {
     const key = (this.ep as Endpoint).host;
     const metrics = this.owner.metrics;
     metrics.proxyError('outbound', this.service, reason);
-    metrics.request('outbound', this.owner.source(), this.service, status, (performance.now() - this.started) / 1000);
+    this.record(status);
     this.owner.log.debug({ service: this.service, endpoint: key, err: detail }, 'upstream attempt failed');
     this.respond(status, reason, `${this.service} (${key}): ${detail}`);
   }
@@ -314,7 +336,72 @@ export class OutboundSession extends Http1Session implements DialOwner {
     this.owner.wakeOne(up);
   }
 
+  /** The request is answered with `status` (by the upstream or by us): count it and time it. */
+  private record(status: number): void {
+    this.status = status;
+    const e = this.edge;
+    if (e !== null) e.record(status, (performance.now() - this.started) / 1000);
+  }
+
+  /** Access log line and span, once the exchange is over (so with its full duration and bytes). */
+  private observe(): void {
+    const head = this.head;
+    const obs = this.owner.obs;
+    if (head === null || obs === null) return;
+    const endMs = performance.now();
+    const ep = this.ep;
+    const upstream = ep === null ? '' : `${ep.address}:${ep.port}`;
+    const h = head.headers;
+    if (this.logThis) {
+      obs.accessLog.write({
+        direction: 'outbound',
+        protocol: 'http',
+        source: this.owner.source(),
+        destination: this.service,
+        method: head.method,
+        authority: head.host ?? '',
+        path: pathOf(head.target),
+        status: this.status,
+        duration_ms: Math.round((endMs - this.started) * 1000) / 1000,
+        bytes_received: head.headSize + this.reqBodyBytes,
+        bytes_sent: this.client.bytesWritten - this.sent0,
+        upstream_host: upstream,
+        upstream_instance: ep?.host ?? '',
+        retries: this.retries,
+        trace_id: this.hop?.traceId ?? traceIdOf(getHeader(h, 'traceparent')),
+        request_id: getHeader(h, 'x-request-id') ?? '',
+      });
+    }
+    const hop = this.hop;
+    if (hop !== null) {
+      obs.tracer?.end(hop, {
+        service: this.owner.source(),
+        name: `${head.method} ${this.service}`,
+        kind: SPAN_KIND_CLIENT,
+        startMs: performance.timeOrigin + this.started,
+        endMs: performance.timeOrigin + endMs,
+        attributes: {
+          'http.request.method': head.method,
+          'url.path': pathOf(head.target),
+          'http.response.status_code': this.status,
+          'server.address': upstream,
+          'peer.service': this.service,
+          'hostmesh.direction': 'outbound',
+          'hostmesh.upstream.instance': ep?.host ?? '',
+          'hostmesh.retries': this.retries,
+        },
+        error: this.status === 0 || this.status >= 500,
+      });
+    }
+  }
+
   protected onExchangeEnd(): void {
+    if (this.logThis || this.hop !== null) {
+      this.observe();
+      this.logThis = false;
+      this.hop = null;
+    }
+    this.status = 0;
     if (this.inAttempt) this.onAbort();
     this.answer();
     this.answered = false;
