@@ -1,4 +1,5 @@
 // The admin API's endpoints, typed. Paths live here and nowhere else in the CLI.
+import type { StatsView } from '../shared/golden.js';
 import type {
   AdminRole,
   AdminTokenCreated,
@@ -53,4 +54,6 @@ export const api = {
   revokeAdminToken: (c: ApiClient, id: string) => c.delete<AdminTokenInfo | undefined>(`/v1/admin-tokens/${seg(id)}`),
 
   listAudit: (c: ApiClient, q: { limit?: number; kind?: string }) => c.get<{ items: AuditEntry[] }>('/v1/audit', q),
+
+  stats: (c: ApiClient, q: { service?: string; window?: string }) => c.get<StatsView>('/v1/stats', q),
 };

@@ -7,6 +7,7 @@ import { addConnectionOptions } from './commands/common.js';
 import { registerDelete } from './commands/delete.js';
 import { registerGet } from './commands/get.js';
 import { registerServer } from './commands/server.js';
+import { registerStat } from './commands/stat.js';
 import { registerStatus } from './commands/status.js';
 import { registerToken } from './commands/token.js';
 import { cliVersion } from './version.js';
@@ -27,6 +28,7 @@ export function buildProgram(): Command {
   registerGet(program);
   registerDelete(program);
   registerStatus(program);
+  registerStat(program);
   registerToken(program);
   registerAdminToken(program);
   registerCheck(program);

@@ -15,6 +15,7 @@ import { writeFileAtomic } from '../shared/files.js';
 import { Registry } from './registry/registry.js';
 import { PushHub } from './push/hub.js';
 import { ServerMetrics } from './metrics.js';
+import { StatsWindow } from './stats/window.js';
 
 export interface RunningServer {
   url: string;
@@ -40,9 +41,10 @@ export async function startServer(opts: ServerOptions): Promise<RunningServer> {
 
     const publicUrl = urlFor(cfg.publicHost, cfg.port);
     const metrics = new ServerMetrics();
-    const ctx: ApiContext = { registry, ca, log, version: VERSION, startedAt: new Date(), publicUrl, hub: null, metrics, metricsPublic: cfg.metricsPublic };
+    const stats = new StatsWindow();
+    const ctx: ApiContext = { registry, ca, log, version: VERSION, startedAt: new Date(), publicUrl, hub: null, metrics, stats, metricsPublic: cfg.metricsPublic };
     const app = await buildApp(ctx, { certPem: serverCert.certPem, keyPem: serverCert.keyPem, caPem: ca.rootPem });
-    const hub = new PushHub({ registry, ca, log, metrics });
+    const hub = new PushHub({ registry, ca, log, metrics, stats });
     hub.attach(app.server);
     ctx.hub = hub;
     try {

@@ -3,6 +3,7 @@
 // PROTOCOL_VERSION is sent in `hello`; the server accepts every version in SUPPORTED_PROTOCOLS so
 // old and new agents can coexist during an upgrade.
 import Type, { type Static } from 'typebox';
+import { LATENCY_BUCKETS, SOURCE_PATTERN } from './golden.js';
 import { NAME_PATTERN } from './identity.js';
 import { AccessPolicySpec, MeshSpec, RouteSpec, ServiceSpec, TrafficPolicySpec } from './resources.js';
 import { compile } from './validation.js';
@@ -160,8 +161,26 @@ export const CsrMsg = Type.Object(
   },
   { additionalProperties: false },
 );
+const EdgeSummaryT = Type.Object(
+  {
+    direction: Type.Union([Type.Literal('inbound'), Type.Literal('outbound')]),
+    source: Type.String({ pattern: SOURCE_PATTERN }),
+    destination: Name,
+    requests: Type.Integer({ minimum: 0 }),
+    failures: Type.Integer({ minimum: 0 }),
+    /** Counts per bucket of shared/golden.ts LATENCY_BOUNDS_SECONDS, plus the overflow bucket. */
+    latency: Type.Array(Type.Integer({ minimum: 0 }), { minItems: LATENCY_BUCKETS, maxItems: LATENCY_BUCKETS }),
+  },
+  { additionalProperties: false },
+);
+/** Golden metrics of the last period, per edge this host saw (inbound to its services, outbound to its upstreams). */
 export const StatsMsg = Type.Object(
-  { type: Type.Literal('stats'), at: Type.String(), edges: Type.Array(Type.Unknown(), { maxItems: 10000 }) },
+  {
+    type: Type.Literal('stats'),
+    at: Type.String({ maxLength: 64 }),
+    intervalSeconds: Type.Number({ exclusiveMinimum: 0, maximum: 3600 }),
+    edges: Type.Array(EdgeSummaryT, { maxItems: 10000 }),
+  },
   { additionalProperties: false },
 );
 

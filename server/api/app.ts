@@ -11,6 +11,7 @@ import { resourceRoutes } from './routes/resources.js';
 import { tokenRoutes } from './routes/tokens.js';
 import { joinRoutes } from './routes/join.js';
 import { installRoutes } from './routes/install.js';
+import { statsRoutes } from './routes/stats.js';
 import { validatorCompiler } from './validator.js';
 
 export const BODY_LIMIT = 1024 * 1024;
@@ -70,6 +71,7 @@ export async function buildApp(ctx: ApiContext, tls: TlsMaterial | null): Promis
   tokenRoutes(app, ctx);
   meshStateRoutes(app, ctx);
   joinRoutes(app, ctx);
+  statsRoutes(app, ctx);
   installRoutes(app, ctx, tls?.certPem ?? null);
   app.get('/openapi.json', { config: { access: 'public' }, schema: { hide: true } }, async () => app.swagger());
 

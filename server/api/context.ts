@@ -4,6 +4,7 @@ import type { CertificateAuthority } from '../ca/index.js';
 import type { Registry } from '../registry/registry.js';
 import type { PushHub } from '../push/hub.js';
 import type { ServerMetrics } from '../metrics.js';
+import type { StatsWindow } from '../stats/window.js';
 
 export interface ApiContext {
   registry: Registry;
@@ -14,6 +15,8 @@ export interface ApiContext {
   /** Set once the push hub is attached (after the app is built, before it listens). */
   hub: PushHub | null;
   metrics: ServerMetrics;
+  /** Agents' golden-metric summaries of the last minutes. */
+  stats: StatsWindow;
   metricsPublic: boolean;
   /** The URL agents and the CLI reach this server at. */
   publicUrl: string;

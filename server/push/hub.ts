@@ -10,13 +10,14 @@ import { parseDuration } from '../../shared/duration.js';
 import { HmError } from '../../shared/errors.js';
 import { formatSpiffeId, parseSpiffeId } from '../../shared/identity.js';
 import type { Logger } from '../../shared/log.js';
-import { AGENT_WS_PATH, DELTA_PROTOCOL, MAX_FRAME_BYTES, type CsrMsg, type HelloMsg } from '../../shared/protocol.js';
+import { AGENT_WS_PATH, DELTA_PROTOCOL, MAX_FRAME_BYTES, type CsrMsg, type HelloMsg, type StatsMsg } from '../../shared/protocol.js';
 import type { CertificateAuthority } from '../ca/index.js';
 import type { Registry } from '../registry/registry.js';
 import { normalizeSerial } from '../registry/hosts.repo.js';
 import { Session } from './session.js';
 import { AdmissionSchedule } from './admission.js';
 import type { ServerMetrics } from '../metrics.js';
+import type { StatsWindow } from '../stats/window.js';
 import { buildWorld, deltaWire, fullWire, MESH_DEFAULTS, sliceFor, type World } from './slices.js';
 
 /** How long an unanswered push holds back the next one to the same agent (a stuck agent is not waited for forever). */
@@ -33,6 +34,8 @@ export interface HubOptions {
   /** Coalesce bursts of registry changes (e.g. a reconnect storm's hellos) into one recompute. */
   debounceMs?: number;
   metrics?: ServerMetrics;
+  /** Where agents' golden-metric summaries go (none: they are dropped). */
+  stats?: StatsWindow;
 }
 
 export interface HostSyncState {
@@ -170,6 +173,7 @@ export class PushHub {
         hello: (s, m) => this.onHello(s, m),
         health: (s, changes) => this.onHealth(s, changes),
         csr: (s, m) => this.onCsr(s, m),
+        stats: (s, m) => this.onStats(s, m),
         applied: (s) => {
           if (s.sentAt !== null && s.appliedHash === s.sentHash) {
             this.opts.metrics?.pushToAck.observe((performance.now() - s.sentAt) / 1000);
@@ -237,6 +241,16 @@ export class PushHub {
       this.log.info({ host: s.host, changes: mine }, 'instance health changed');
       this.opts.registry.notify();
     }
+  }
+
+  /** A host speaks only for its own edges: inbound to services it registers, outbound to its upstreams. */
+  private onStats(s: Session, m: StatsMsg): void {
+    const upstreams = new Set(s.upstreams);
+    const mine = m.edges.filter((e) => e.failures <= e.requests && (e.direction === 'inbound' ? s.services.has(e.destination) : upstreams.has(e.destination)));
+    if (mine.length < m.edges.length) {
+      s.refuse('HM_ERR_NOT_REGISTERED', `${m.edges.length - mine.length} edge summaries were ignored: an edge must be inbound to a service this host registers or outbound to one of its upstreams, with failures ≤ requests`, 'stats');
+    }
+    this.opts.stats?.record(mine);
   }
 
   private async onCsr(s: Session, m: CsrMsg): Promise<void> {

@@ -11,6 +11,7 @@ import {
   type CsrMsg,
   type HelloMsg,
   type ServerMessage,
+  type StatsMsg,
   type Slice,
 } from '../../shared/protocol.js';
 
@@ -18,6 +19,7 @@ export interface SessionHandlers {
   hello(s: Session, msg: HelloMsg): void;
   health(s: Session, changes: Array<{ service: string; healthy: boolean }>): void;
   csr(s: Session, msg: CsrMsg): Promise<void>;
+  stats(s: Session, msg: StatsMsg): void;
   applied(s: Session): void;
   nacked(s: Session): void;
   closed(s: Session): void;
@@ -154,7 +156,7 @@ export class Session {
         this.log.warn({ host: this.host, code: msg.code, ref: msg.ref }, `agent could not take a message: ${msg.message}`);
         return;
       case 'stats':
-        // Golden-metric summaries are taken by the observability work; accepted and dropped for now.
+        this.handlers.stats(this, msg);
         return;
     }
   }
