@@ -1,8 +1,12 @@
-// Access log lines, one JSON object per request (http) or connection (tcp), through a pino
-// instance of their own: to the agent's stdout by default, or appended to `accessLog.path` of the
-// host config. Separate from the agent's log so level filtering never drops them and a file can be
-// shipped on its own. The destination is opened on the first line: an agent whose mesh never turns
-// access logs on never opens the file.
+// Access log lines, one JSON object per request (http) or connection (tcp), through pino.
+//
+// Where they go: with `accessLog.path` in the host config, appended to that file by a pino
+// instance of their own (`{"log":"access","time":…,` then the fields), opened on the first line so an agent
+// whose mesh never turns access logs on never creates the file; `reopen()` follows logrotate.
+// Without a path they go to the agent's own log stream (stdout) marked `"log":"access"`, through
+// the agent's logger rather than a second writer on the same fd: two async writers on one pipe
+// can interleave partial writes and cut lines in two. Their level is pinned to info so the
+// agent's logLevel never filters them out.
 import { pino, type Logger as Pino } from 'pino';
 import type { Logger } from '../../shared/log.js';
 
@@ -21,19 +25,20 @@ export class AccessLog {
 
   /** Reopen the file (after logrotate moved it). */
   reopen(): void {
-    if (this.path !== null) this.dest?.reopen();
+    this.dest?.reopen();
   }
 
   close(): void {
     try {
       this.dest?.flushSync();
     } catch {
-      // Not yet open (async open), or already gone: nothing to flush.
+      // Not open yet (the open is asynchronous), or already gone: nothing to flush.
     }
   }
 
   private open(): Pino {
-    const dest = (this.dest = pino.destination({ dest: this.path ?? 1, sync: false, mkdir: this.path !== null }));
+    if (this.path === null) return this.log.child({ log: 'access' }, { level: 'info' });
+    const dest = (this.dest = pino.destination({ dest: this.path, sync: false, mkdir: true }));
     let warned = false;
     dest.on('error', (e: Error) => {
       if (warned) return;
@@ -44,7 +49,7 @@ export class AccessLog {
       {
         base: null,
         timestamp: pino.stdTimeFunctions.isoTime,
-        // The level says nothing here; `log: "access"` tells these lines from the agent's own on a shared stdout.
+        // In place of the level (which says nothing here): the same mark as on stdout.
         formatters: { level: () => ({ log: 'access' }) },
       },
       dest,

@@ -12,7 +12,7 @@ export class Observability {
   readonly tracer: Tracer | null;
 
   constructor(config: Pick<HostConfig, 'accessLog' | 'tracing'>, registry: Registry, log: Logger) {
-    this.accessLog = new AccessLog(config.accessLog?.path ?? null, log.child({ part: 'access-log' }));
+    this.accessLog = new AccessLog(config.accessLog?.path ?? null, log);
     const t = config.tracing ?? null;
     this.tracer = t ? new Tracer(new OtlpExporter({ endpoint: t.otlpEndpoint, maxQueue: t.maxQueue }, registry, log.child({ part: 'tracing' })), t.sampleRatio) : null;
   }
