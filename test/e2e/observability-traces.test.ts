@@ -7,7 +7,8 @@ import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import http from 'node:http';
 import path from 'node:path';
-import { startTestServer, tempDir, type TestServer } from '../helpers/server.js';
+import { scrape } from '../helpers/prom.js';
+import { REPO_ROOT, startTestServer, tempDir, type TestServer } from '../helpers/server.js';
 import { startTwoHosts } from '../helpers/two-hosts.js';
 import { waitFor, type TestAgent } from '../helpers/agent.js';
 import { agentTails, applyAndWait, Cleanup, describeResult, httpRequest, sleep, tcpClient, TRACEPARENT, type HeaderEcho } from '../helpers/traffic.js';
@@ -223,5 +224,33 @@ describe('observability: traces and access logs through two agents', { timeout: 
     assert.equal(fileLines().length, before, 'no new line on A');
     assert.equal(accessLines(b.output()).length, beforeB, 'no new line on B');
     assert.ok(web.seen.some((x) => x.url === '/not-logged'), 'the request did go through');
+  });
+
+  test('the Grafana dashboard parses, and every metric it queries is served by a real agent', async () => {
+    const dash = JSON.parse(fs.readFileSync(path.join(REPO_ROOT, 'dashboards/hostmesh-agent.json'), 'utf8')) as {
+      uid: string;
+      templating: { list: Array<{ name: string; query?: string | { query: string } }> };
+      panels: Array<{ id: number; type: string; title: string; gridPos: object; targets?: Array<{ expr: string; refId: string }> }>;
+    };
+    assert.equal(dash.uid, 'hostmesh-agent');
+    const ids = dash.panels.map((p) => p.id);
+    assert.equal(new Set(ids).size, ids.length, 'panel ids are unique');
+    const exprs = dash.panels.flatMap((p) => (p.targets ?? []).map((t) => t.expr));
+    for (const v of dash.templating.list) if (typeof v.query === 'object') exprs.push(v.query.query);
+    assert.ok(exprs.length >= 20, `${exprs.length} queries`);
+    for (const e of exprs) assert.equal(e.split('(').length, e.split(')').length, `balanced parentheses: ${e}`);
+    const golden = exprs.join('\n');
+    for (const q of ['0.50', '0.95', '0.99']) assert.ok(golden.includes(`histogram_quantile(${q},`), `p${q.slice(2)} panel`);
+    assert.ok(golden.includes('response_code_class!="5xx"'), 'success-rate panel');
+
+    const m = await scrape(a.adminUrl);
+    const names = new Set<string>();
+    for (const e of exprs) for (const n of e.match(/\b(?:hostmesh|process|nodejs)_[a-z0-9_]+/g) ?? []) names.add(n);
+    assert.ok(names.size >= 15, `${names.size} metric names`);
+    for (const n of names) {
+      const base = n.replace(/_(bucket|sum|count)$/, '');
+      const family = m.get(n) ?? (m.get(base)?.type === 'HISTOGRAM' ? m.get(base) : undefined);
+      assert.ok(family, `${n} is served by the agent's /metrics`);
+    }
   });
 });
