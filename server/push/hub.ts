@@ -47,6 +47,17 @@ export interface HostSyncState {
   lastSeenAt: string | null;
 }
 
+interface PendingHello {
+  session: Session;
+  name: string;
+  agentVersion: string;
+  facts: Record<string, unknown>;
+  inbound: { address: string; port: number };
+  instances: Array<{ name: string; port: number; labels: Record<string, string>; healthy: boolean }>;
+  upstreams: string[];
+  appliedRevision: number | null;
+}
+
 export class PushHub {
   private readonly wss: WebSocketServer;
   private readonly sessions = new Map<string, Session>();
@@ -84,6 +95,8 @@ export class PushHub {
     for (const t of [this.pingTimer, this.flushTimer, this.recomputeTimer]) if (t) clearInterval(t);
     for (const t of this.graceTimers.values()) clearTimeout(t);
     this.graceTimers.clear();
+    if (this.helloTimer) clearImmediate(this.helloTimer);
+    if (this.graceFlush) clearImmediate(this.graceFlush);
     for (const s of this.sessions.values()) s.close(1001, 'server shutting down');
     this.flush();
     await new Promise<void>((resolve) => this.wss.close(() => resolve()));
@@ -216,17 +229,42 @@ export class PushHub {
     const instances = m.services.filter((x) => !refused.includes(x.name));
     s.services = new Set(instances.map((x) => x.name));
     s.upstreams = [...new Set(m.upstreams)];
-    this.opts.registry.hosts.connect(s.host, {
+    this.pendingHellos.set(s.host, {
+      session: s,
+      name: s.host,
       agentVersion: m.agentVersion,
       facts: m.facts,
       inbound: m.inbound,
       instances: instances.map((x) => ({ name: x.name, port: x.port, labels: x.labels, healthy: x.healthy })),
       upstreams: s.upstreams,
+      appliedRevision: m.appliedRevision,
     });
-    this.log.info({ host: s.host, agentVersion: m.agentVersion, appliedRevision: m.appliedRevision }, 'agent connected');
-    // The hello may have changed the registry (new or healthier instances). One recompute, after
-    // the debounce, serves this host and everyone its instances concern: in a reconnect storm the
-    // World is rebuilt once per window, not once per agent.
+    // Hellos that arrive together are registered together: one transaction (one fsync) for the
+    // batch, and one recompute, after the debounce, serves all of them and everyone their instances
+    // concern. In a reconnect storm that is what keeps the server's time per agent small.
+    this.helloTimer ??= setImmediate(() => this.registerHellos());
+  }
+
+  private readonly pendingHellos = new Map<string, PendingHello>();
+  private helloTimer: NodeJS.Immediate | null = null;
+
+  private registerHellos(): void {
+    this.helloTimer = null;
+    const batch = [...this.pendingHellos.values()].filter((h) => this.sessions.get(h.name) === h.session);
+    this.pendingHellos.clear();
+    if (batch.length === 0 || this.stopped) return;
+    try {
+      this.opts.registry.hosts.connectMany(batch);
+    } catch (e) {
+      // The registry refused the batch (e.g. the disk is full): the agents are told and retry later.
+      this.log.error({ err: (e as Error).message, hosts: batch.length }, 'could not register connected agents');
+      for (const h of batch) h.session.close(1011, 'server could not register the connection; retry');
+      return;
+    }
+    for (const h of batch) {
+      h.session.registered = true;
+      this.log.info({ host: h.name, agentVersion: h.agentVersion, appliedRevision: h.appliedRevision }, 'agent connected');
+    }
     this.opts.registry.notify();
     this.scheduleRecompute();
   }
@@ -291,13 +329,26 @@ export class PushHub {
     const t = setTimeout(() => {
       this.graceTimers.delete(host);
       if (this.sessions.has(host) || this.stopped) return;
-      if (this.opts.registry.hosts.markInstancesUnhealthy(host)) {
-        this.log.warn({ host, grace: spec }, 'host disconnected past its grace period: its instances are now unhealthy');
-        this.opts.registry.notify();
-      }
+      this.graceExpired.add(host);
+      // Hosts whose grace ends together (all those a restart left behind) are marked in one transaction.
+      this.graceFlush ??= setImmediate(() => this.markGraceExpired(spec));
     }, parseDuration(spec));
     t.unref();
     this.graceTimers.set(host, t);
+  }
+
+  private readonly graceExpired = new Set<string>();
+  private graceFlush: NodeJS.Immediate | null = null;
+
+  private markGraceExpired(spec: string): void {
+    this.graceFlush = null;
+    const hosts = [...this.graceExpired].filter((h) => !this.sessions.has(h));
+    this.graceExpired.clear();
+    if (hosts.length === 0 || this.stopped) return;
+    const changed = this.opts.registry.hosts.markInstancesUnhealthyMany(hosts);
+    if (changed.length === 0) return;
+    this.log.warn({ hosts: changed.length > 20 ? `${changed.slice(0, 20).join(', ')} and ${changed.length - 20} more` : changed.join(', '), grace: spec }, 'hosts disconnected past their grace period: their instances are now unhealthy');
+    this.opts.registry.notify();
   }
 
   // ---- reconciliation ------------------------------------------------------------------------
@@ -329,7 +380,7 @@ export class PushHub {
 
   private recomputeAll(): void {
     const world = this.currentWorld();
-    for (const s of this.sessions.values()) if (s.greeted) this.pushTo(s, world);
+    for (const s of this.sessions.values()) if (s.registered) this.pushTo(s, world);
   }
 
   private pushTo(s: Session, world: World): void {

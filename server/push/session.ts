@@ -27,6 +27,8 @@ export interface SessionHandlers {
 
 export class Session {
   greeted = false;
+  /** Its hello is in the registry: from then on it is pushed its slice. */
+  registered = false;
   services = new Set<string>();
   upstreams: string[] = [];
   /** Hash and revision of the last snapshot sent, and of the last one the agent acked. */

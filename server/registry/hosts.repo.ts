@@ -1,4 +1,5 @@
 // Hosts (written when agents join and report) and the service instances they register.
+import type { Statement } from 'better-sqlite3';
 import type { HostRecord, InstanceRecord } from '../../shared/api-types.js';
 import { formatSpiffeId } from '../../shared/identity.js';
 import { HmError } from '../../shared/errors.js';
@@ -69,8 +70,16 @@ export class HostsRepo {
     private readonly audit: AuditRepo,
   ) {}
 
+  private readonly statements = new Map<string, Statement<unknown[]>>();
+  /** Prepared once per SQL text: routing() and the hello path run once per agent connection. */
+  private stmt(sql: string): Statement<unknown[]> {
+    let st = this.statements.get(sql);
+    if (!st) this.statements.set(sql, (st = this.db.prepare(sql)));
+    return st;
+  }
+
   routing(name: string): HostRouting | null {
-    const r = this.db.prepare('SELECT * FROM hosts WHERE name = ?').get(name) as HostRow | undefined;
+    const r = this.stmt('SELECT * FROM hosts WHERE name = ?').get(name) as HostRow | undefined;
     if (!r) return null;
     return {
       name: r.name,
@@ -104,22 +113,34 @@ export class HostsRepo {
     name: string,
     r: { agentVersion: string; facts: Record<string, unknown>; inbound: { address: string; port: number }; instances: ReportedInstance[]; upstreams: string[] },
   ): { revision: number; changed: boolean } {
+    return this.connectMany([{ name, ...r }]);
+  }
+
+  /**
+   * Many hellos in one transaction: in a reconnect storm one commit (one fsync) per batch rather
+   * than per agent, and at most one new revision.
+   */
+  connectMany(
+    hosts: ReadonlyArray<{ name: string; agentVersion: string; facts: Record<string, unknown>; inbound: { address: string; port: number }; instances: ReportedInstance[]; upstreams: string[] }>,
+  ): { revision: number; changed: boolean } {
     return this.db.transaction(() => {
       const now = nowIso();
-      this.db
-        .prepare('UPDATE hosts SET agent_version = ?, facts = ?, address = ?, inbound_address = ?, inbound_port = ?, upstreams = ?, connected = 1, last_seen_at = ? WHERE name = ?')
-        .run(r.agentVersion, JSON.stringify(r.facts), r.inbound.address, r.inbound.address, r.inbound.port, JSON.stringify(r.upstreams), now, name);
-      const changed = this.replaceInstances(name, r.inbound.address, r.instances, now);
+      const upd = this.stmt('UPDATE hosts SET agent_version = ?, facts = ?, address = ?, inbound_address = ?, inbound_port = ?, upstreams = ?, connected = 1, last_seen_at = ? WHERE name = ?');
+      let changed = false;
+      for (const r of hosts) {
+        upd.run(r.agentVersion, JSON.stringify(r.facts), r.inbound.address, r.inbound.address, r.inbound.port, JSON.stringify(r.upstreams), now, r.name);
+        if (this.replaceInstances(r.name, r.inbound.address, r.instances, now)) changed = true;
+      }
       return { revision: changed ? bumpRevision(this.db) : currentRevision(this.db), changed };
     }).immediate();
   }
 
   private replaceInstances(host: string, address: string, instances: ReportedInstance[], now: string): boolean {
     const existing = new Map(
-      (this.db.prepare('SELECT * FROM instances WHERE host = ?').all(host) as InstanceRow[]).map((r) => [r.service, r]),
+      (this.stmt('SELECT * FROM instances WHERE host = ?').all(host) as InstanceRow[]).map((r) => [r.service, r]),
     );
     let changed = false;
-    const upsert = this.db.prepare(
+    const upsert = this.stmt(
       `INSERT INTO instances (service, host, address, port, labels, healthy, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?)
        ON CONFLICT (service, host) DO UPDATE SET address = excluded.address, port = excluded.port, labels = excluded.labels, healthy = excluded.healthy, updated_at = excluded.updated_at`,
     );
@@ -132,7 +153,7 @@ export class HostsRepo {
       changed = true;
     }
     for (const gone of existing.keys()) {
-      this.db.prepare('DELETE FROM instances WHERE host = ? AND service = ?').run(host, gone);
+      this.stmt('DELETE FROM instances WHERE host = ? AND service = ?').run(host, gone);
       changed = true;
     }
     return changed;
@@ -143,7 +164,7 @@ export class HostsRepo {
     return this.db.transaction(() => {
       const now = nowIso();
       let changed = false;
-      const upd = this.db.prepare('UPDATE instances SET healthy = ?, updated_at = ? WHERE host = ? AND service = ? AND healthy != ?');
+      const upd = this.stmt('UPDATE instances SET healthy = ?, updated_at = ? WHERE host = ? AND service = ? AND healthy != ?');
       for (const c of changes) {
         const v = c.healthy ? 1 : 0;
         if (upd.run(v, now, host, c.service, v).changes > 0) changed = true;
@@ -155,10 +176,17 @@ export class HostsRepo {
 
   /** After the disconnect grace period: the host's instances stop receiving traffic. */
   markInstancesUnhealthy(host: string): boolean {
+    return this.markInstancesUnhealthyMany([host]).length > 0;
+  }
+
+  /** The hosts (of `hosts`) whose instances went unhealthy; one transaction, at most one new revision. */
+  markInstancesUnhealthyMany(hosts: readonly string[]): string[] {
     return this.db.transaction(() => {
-      const n = this.db.prepare('UPDATE instances SET healthy = 0, updated_at = ? WHERE host = ? AND healthy = 1').run(nowIso(), host).changes;
-      if (n > 0) bumpRevision(this.db);
-      return n > 0;
+      const upd = this.stmt('UPDATE instances SET healthy = 0, updated_at = ? WHERE host = ? AND healthy = 1');
+      const now = nowIso();
+      const changed = hosts.filter((h) => upd.run(now, h).changes > 0);
+      if (changed.length > 0) bumpRevision(this.db);
+      return changed;
     }).immediate();
   }
 
@@ -166,7 +194,7 @@ export class HostsRepo {
   recordSessions(
     rows: Array<{ name: string; connected: boolean; lastSeenAt: string; appliedRevision?: number | null; appliedHash?: string | null; lastNack?: HostRecord['lastNack'] | undefined }>,
   ): void {
-    const upd = this.db.prepare(
+    const upd = this.stmt(
       `UPDATE hosts SET connected = ?, last_seen_at = ?,
          applied_revision = coalesce(?, applied_revision), applied_hash = coalesce(?, applied_hash),
          last_nack = CASE WHEN ? = 1 THEN ? ELSE last_nack END
@@ -188,17 +216,17 @@ export class HostsRepo {
   }
 
   setCert(name: string, serial: string, expiresAt: string): void {
-    this.db.prepare('UPDATE hosts SET prev_cert_serial = cert_serial, cert_serial = ?, cert_expires_at = ? WHERE name = ?').run(serial, expiresAt, name);
+    this.stmt('UPDATE hosts SET prev_cert_serial = cert_serial, cert_serial = ?, cert_expires_at = ? WHERE name = ?').run(serial, expiresAt, name);
   }
 
   /** At server start nobody is connected yet, whatever the last run recorded. */
   markAllDisconnected(): void {
-    this.db.prepare('UPDATE hosts SET connected = 0').run();
+    this.stmt('UPDATE hosts SET connected = 0').run();
   }
 
   delete(name: string, actor: string): number {
     return this.db.transaction(() => {
-      const r = this.db.prepare('DELETE FROM hosts WHERE name = ?').run(name);
+      const r = this.stmt('DELETE FROM hosts WHERE name = ?').run(name);
       if (r.changes === 0) throw new HmError('HM_ERR_NOT_FOUND', `host "${name}" has not joined`);
       const revision = bumpRevision(this.db);
       this.audit.record({ actor, action: 'delete', kind: 'Host', name, oldRevision: null, newRevision: revision });
@@ -207,7 +235,7 @@ export class HostsRepo {
   }
 
   appliedHash(name: string): string | null {
-    const r = this.db.prepare('SELECT applied_hash FROM hosts WHERE name = ?').get(name) as { applied_hash: string | null } | undefined;
+    const r = this.stmt('SELECT applied_hash FROM hosts WHERE name = ?').get(name) as { applied_hash: string | null } | undefined;
     return r?.applied_hash ?? null;
   }
 
@@ -228,23 +256,23 @@ export class HostsRepo {
   }
 
   list(): HostRecord[] {
-    return (this.db.prepare('SELECT * FROM hosts ORDER BY name').all() as HostRow[]).map((r) => this.toRecord(r));
+    return (this.stmt('SELECT * FROM hosts ORDER BY name').all() as HostRow[]).map((r) => this.toRecord(r));
   }
 
   get(name: string): HostRecord | null {
-    const r = this.db.prepare('SELECT * FROM hosts WHERE name = ?').get(name) as HostRow | undefined;
+    const r = this.stmt('SELECT * FROM hosts WHERE name = ?').get(name) as HostRow | undefined;
     return r ? this.toRecord(r) : null;
   }
 
   count(): number {
-    return (this.db.prepare('SELECT count(*) AS n FROM hosts').get() as { n: number }).n;
+    return (this.stmt('SELECT count(*) AS n FROM hosts').get() as { n: number }).n;
   }
 
   listInstances(service?: string): InstanceRecord[] {
     const rows = (
       service
-        ? this.db.prepare('SELECT * FROM instances WHERE service = ? ORDER BY service, host').all(service)
-        : this.db.prepare('SELECT * FROM instances ORDER BY service, host').all()
+        ? this.stmt('SELECT * FROM instances WHERE service = ? ORDER BY service, host').all(service)
+        : this.stmt('SELECT * FROM instances ORDER BY service, host').all()
     ) as InstanceRow[];
     return rows.map((r) => ({
       id: `${r.service}@${r.host}`,
