@@ -20,7 +20,7 @@ import { startMesh, type MeshHandle, type ProxyUnderTest } from './mesh.js';
 import { freePort, httpGet, errText } from './netutil.js';
 import { pairAConf, pairBConf, startNginx, upstreamConf, type NginxInstance, type PairPorts } from './nginx.js';
 import { Procs, sleep } from './procs.js';
-import { evaluateTargets, LAYERS, renderTable, summarize, VARIANTS, type BenchReport, type Layer, type MeshInfo, type PointRun, type Variant } from './report.js';
+import { ALL_VARIANTS, evaluateTargets, LAYERS, renderTable, summarize, VARIANTS, type BenchReport, type Layer, type MeshInfo, type PointRun, type Variant } from './report.js';
 import { Sampler, type Watched } from './sample.js';
 import { runWrk } from './wrk.js';
 
@@ -31,7 +31,9 @@ const USAGE = `usage: npm run bench -- [options]
   --runs R         runs, each over every point, interleaved (default 3)
   --conns LIST     keep-alive connections per point (default 1,16,64)
   --layers LIST    tcp,http (default both)
-  --only LIST      variants among direct,nginx,mesh (default all)
+  --only LIST      variants among direct,nginx,mesh,mesh-nomet (default direct,nginx,mesh)
+  --metrics-cost   also measure mesh-nomet: a second mesh (agents on 127.0.0.4/.5) with
+                   metrics.traffic: false, interleaved with the others; reports the metrics cost
   --quick          smoke test: --duration 3 --runs 1
   --json           JSON report on stdout (the table goes to stderr); with npm, use \`npm run -s bench\`
                    so npm's banner stays off stdout
@@ -73,6 +75,7 @@ function parseOptions(argv: string[]): Options {
       out: { type: 'string' },
       timeout: { type: 'string' },
       'keep-tmp': { type: 'boolean', default: false },
+      'metrics-cost': { type: 'boolean', default: false },
       help: { type: 'boolean', short: 'h', default: false },
     },
   });
@@ -86,8 +89,8 @@ function parseOptions(argv: string[]): Options {
     if (!Number.isFinite(n) || n < min || n > max) throw new UsageError(`--${name} must be a number from ${min} to ${max}, got "${v}"`);
     return n;
   };
-  const list = <T extends string>(name: string, v: string | undefined, allowed: readonly T[]): T[] => {
-    if (v === undefined) return [...allowed];
+  const list = <T extends string>(name: string, v: string | undefined, allowed: readonly T[], def: readonly T[] = allowed): T[] => {
+    if (v === undefined) return [...def];
     const items = v.split(',').map((s) => s.trim()).filter(Boolean);
     for (const i of items) if (!allowed.includes(i as T)) throw new UsageError(`--${name}: "${i}" is not one of ${allowed.join(', ')}`);
     if (!items.length) throw new UsageError(`--${name} is empty`);
@@ -101,12 +104,20 @@ function parseOptions(argv: string[]): Options {
     runs: Math.round(num('runs', values.runs, values.quick ? 1 : 3, 1, 50)),
     conns: [...new Set(conns)],
     layers: list('layers', values.layers, LAYERS),
-    variants: list('only', values.only, VARIANTS),
+    variants: withMetricsCost(list('only', values.only, ALL_VARIANTS, VARIANTS), values['metrics-cost'] ?? false),
     json: values.json ?? false,
     out: values.out ?? null,
     timeoutS: values.timeout === undefined ? null : num('timeout', values.timeout, 0, 10, 86_400),
     keepTmp: values['keep-tmp'] ?? false,
   };
+}
+
+/** --metrics-cost: measure mesh-nomet right after mesh (interleaved) so the two see the same machine. */
+function withMetricsCost(variants: Variant[], on: boolean): Variant[] {
+  if (!on || variants.includes('mesh-nomet')) return variants;
+  const out = variants.includes('mesh') ? [...variants] : [...variants, 'mesh' as Variant];
+  out.splice(out.indexOf('mesh') + 1, 0, 'mesh-nomet');
+  return out;
 }
 
 const log = (msg: string): void => {
@@ -129,6 +140,8 @@ interface State {
   meta: Record<string, unknown>;
   mesh: MeshInfo;
   meshHandle: MeshHandle | null;
+  /** The second mesh, with metrics.traffic: false (mesh-nomet). */
+  noMetHandle: MeshHandle | null;
   aborting: string | null;
   finished: boolean;
 }
@@ -141,6 +154,7 @@ const state: State = {
   meta: {},
   mesh: { enabled: false, available: false, reason: null, notes: [], idleRssMB: { A: null, B: null } },
   meshHandle: null,
+  noMetHandle: null,
   aborting: null,
   finished: false,
 };
@@ -199,6 +213,7 @@ async function cleanup(): Promise<void> {
   const bound = setTimeout(() => state.procs.killAllSync(), 15_000);
   try {
     await state.meshHandle?.stop();
+    await state.noMetHandle?.stop();
     await state.procs.stopAll(3000);
   } finally {
     clearTimeout(bound);
@@ -350,6 +365,23 @@ async function main(): Promise<number> {
     state.mesh.idleRssMB = mesh.idleRssMB;
     if (mesh.available) systems.mesh = mesh;
   }
+  if (opts.variants.includes('mesh-nomet') && !state.aborting) {
+    log('starting a second mesh with metrics.traffic: false (server + 2 agents on 127.0.0.4/.5)…');
+    const noMet = await startMesh({
+      procs,
+      dir: path.join(tmp, 'mesh-nomet'),
+      upstreamPort: ports.upstream,
+      cpu: proxyCpu,
+      taskset: tools.taskset,
+      log,
+      cancelled: () => state.aborting !== null,
+      ips: { a: '127.0.0.4', b: '127.0.0.5' },
+      agentExtra: { metrics: { traffic: false } },
+    });
+    state.noMetHandle = noMet;
+    if (noMet.available) systems['mesh-nomet'] = noMet;
+    else state.mesh.notes.push(`mesh-nomet unavailable: ${noMet.reason ?? '?'}`);
+  }
 
   // Everything of ours that runs on the proxies' CPU, so the rest of that CPU's use is someone else's.
   const ourPids = (): number[] => [
@@ -357,6 +389,7 @@ async function main(): Promise<number> {
     ...upstream.workers(),
     ...(pair ? [pair.a.pid, ...pair.a.workers(), pair.b.pid, ...pair.b.workers()] : []),
     ...(state.meshHandle?.pids() ?? []),
+    ...(state.noMetHandle?.pids() ?? []),
   ];
 
   // ---- schedule ----

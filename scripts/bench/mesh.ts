@@ -40,6 +40,10 @@ export interface MeshOptions {
   attempts?: number;
   /** True once the benchmark is being stopped: no further attempt. */
   cancelled?: () => boolean;
+  /** Loopback addresses of agent A and B (default 127.0.0.2 and 127.0.0.3); a second mesh needs others. */
+  ips?: { a: string; b: string };
+  /** Added to both agents' host config (e.g. `metrics: { traffic: false }`). */
+  agentExtra?: Record<string, unknown>;
 }
 
 export interface MeshHandle extends ProxyUnderTest {
@@ -56,8 +60,7 @@ export interface MeshHandle extends ProxyUnderTest {
 
 const REPO_ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../..');
 
-const A_IP = '127.0.0.2';
-const B_IP = '127.0.0.3';
+const DEFAULT_IPS = { a: '127.0.0.2', b: '127.0.0.3' };
 
 interface ApiResult {
   status: number;
@@ -136,6 +139,9 @@ export async function startMesh(o: MeshOptions): Promise<MeshHandle> {
 async function startMeshOnce(o: MeshOptions, dir: string): Promise<MeshHandle> {
   o = { ...o, dir };
   const { procs, log } = o;
+  const A_IP = o.ips?.a ?? DEFAULT_IPS.a;
+  const B_IP = o.ips?.b ?? DEFAULT_IPS.b;
+  const extra = o.agentExtra ?? {};
   const notes: string[] = [];
   let server: Tracked | null = null;
   let agentA: Tracked | null = null;
@@ -222,6 +228,7 @@ async function startMeshOnce(o: MeshOptions, dir: string): Promise<MeshHandle> {
     const common = { server: `https://127.0.0.1:${port}`, caFingerprint: fingerprint, token: joinToken, logLevel: 'warn' };
     const cfgB = {
       ...common,
+      ...extra,
       name: 'bench-b',
       address: B_IP,
       stateDir: path.join(o.dir, 'state-b'),
@@ -234,6 +241,7 @@ async function startMeshOnce(o: MeshOptions, dir: string): Promise<MeshHandle> {
     };
     const cfgA = {
       ...common,
+      ...extra,
       name: 'bench-a',
       address: A_IP,
       stateDir: path.join(o.dir, 'state-a'),

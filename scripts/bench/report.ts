@@ -4,9 +4,15 @@ import type { CpuUse, ProcFigures } from './sample.js';
 import type { WrkResult } from './wrk.js';
 
 export type Layer = 'tcp' | 'http';
-export type Variant = 'direct' | 'nginx' | 'mesh';
+/** `mesh-nomet`: the same mesh with `metrics.traffic: false` on both agents, to measure what metrics cost. */
+export type Variant = 'direct' | 'nginx' | 'mesh' | 'mesh-nomet';
 export const LAYERS: readonly Layer[] = ['tcp', 'http'];
+/** What runs by default. */
 export const VARIANTS: readonly Variant[] = ['direct', 'nginx', 'mesh'];
+/** What --only accepts. */
+export const ALL_VARIANTS: readonly Variant[] = ['direct', 'nginx', 'mesh', 'mesh-nomet'];
+/** Issue 5: metrics may cost at most this share of the mesh's throughput. */
+export const METRICS_COST_LIMIT = 0.05;
 
 export interface PointRun {
   run: number;
@@ -54,6 +60,8 @@ export interface PointSummary {
   addedP99Ms: number | null;
   /** mesh rows: median mesh req/s ÷ median nginx-pair req/s. */
   ratioVsNginx: number | null;
+  /** mesh rows, when mesh-nomet ran: 1 − median mesh req/s ÷ median mesh-nomet req/s (the share of throughput metrics cost). */
+  metricsCost?: number | null;
   /** Summed over all runs of the point. */
   errors: number;
   errorBreakdown: { connect: number; read: number; write: number; timeout: number; non2xx: number; failedRuns: number };
@@ -158,6 +166,8 @@ export function summarize(runs: readonly PointRun[], order: { conns: readonly nu
       p.addedP99Ms = p.p99Ms !== null && direct.p99Ms !== null ? p.p99Ms - direct.p99Ms : null;
     }
     if (nginx && p.variant === 'mesh' && nginx.rps) p.ratioVsNginx = (p.rps ?? 0) / nginx.rps;
+    const nomet = out.find((d) => d.variant === 'mesh-nomet' && d.layer === p.layer && d.conns === p.conns);
+    if (nomet && p.variant === 'mesh' && nomet.rps) p.metricsCost = 1 - (p.rps ?? 0) / nomet.rps;
   }
   return out;
 }
@@ -282,6 +292,17 @@ function evaluate(points: readonly PointSummary[], mesh: MeshInfo, conns: readon
       out.push({ target, measured: errs === 0 ? '0 errors' : `${errs} errors (${bad.join(', ')})`, verdict: mp.length === 0 ? 'N/A' : errs === 0 ? 'PASS' : 'FAIL' });
     }
   }
+  // Issue 5, only when the mesh without traffic metrics was measured (--metrics-cost).
+  const costed = points.filter((p) => p.variant === 'mesh' && p.metricsCost !== undefined && p.metricsCost !== null);
+  if (costed.length) {
+    const limit = METRICS_COST_LIMIT * 100;
+    const worst = Math.max(...costed.map((p) => p.metricsCost as number));
+    out.push({
+      target: `metrics cost < ${limit} % of mesh throughput (vs metrics.traffic: false)`,
+      measured: costed.map((p) => `${p.layer}/c${p.conns} ${((p.metricsCost as number) * 100).toFixed(1)} %`).join(', '),
+      verdict: worst < METRICS_COST_LIMIT ? 'PASS' : 'FAIL',
+    });
+  }
   return out;
 }
 
@@ -308,7 +329,7 @@ export function renderTable(report: BenchReport): string {
   lines.push(`wrk ${String(m['wrk'])} -t1 on CPU ${String(m['loadCpu'])}; upstream nginx, nginx pair and mesh agents on CPU ${String(m['proxyCpu'])}; ${String(m['nginx'])}; node ${String(m['node'])}; mTLS TLS 1.3, ECDSA P-256, client certs verified`);
   lines.push('');
   const cols: Array<[string, number, boolean?]> = [
-    ['layer', 5, true], ['conns', 5], ['variant', 7, true], ['req/s', 9], ['×nginx', 6], ['p50 ms', 7], ['p99 ms', 7], ['+p50 ms', 8], ['+p99 ms', 8],
+    ['layer', 5, true], ['conns', 5], ['variant', 10, true], ['req/s', 9], ['×nginx', 6], ['p50 ms', 7], ['p99 ms', 7], ['+p50 ms', 8], ['+p99 ms', 8],
     ['errors', 7], ['A cpu/1k', 8], ['B cpu/1k', 8], ['A rss MB', 8], ['B rss MB', 8], ['wrk cpu', 7], ['noise', 9],
   ];
   const header = cols.map(([n, w, l]) => pad(n, w, l)).join('  ');
@@ -330,6 +351,10 @@ export function renderTable(report: BenchReport): string {
   }
   lines.push('');
   lines.push('req/s: 2xx responses per second. +p50/+p99: minus direct at the same layer and conns. ×nginx: mesh ÷ nginx pair.');
+  if (report.points.some((p) => p.variant === 'mesh-nomet')) {
+    lines.push('mesh-nomet: the same mesh with metrics.traffic: false on both agents. Metrics cost (1 − mesh ÷ mesh-nomet req/s): ' +
+      report.points.filter((p) => p.metricsCost != null).map((p) => `${p.layer}/c${p.conns} ${((p.metricsCost as number) * 100).toFixed(1)} %`).join(', ') + '.');
+  }
   lines.push('A/B: nginx A/B workers on nginx rows, agent A (outbound)/agent B (inbound) on mesh rows. cpu/1k: CPU cores per 1000 req/s');
   lines.push('(= CPU-seconds per 1000 requests). rss: peak sampled during the point. errors: socket errors + non-2xx over all runs; "!" = a run failed.');
   lines.push(`wrk cpu: cores wrk used (near 1.00 = the load generator is the limit). noise: cores used by processes that are not the`);
