@@ -20,10 +20,12 @@ export class ServerMetrics {
   readonly nacks = new Counter({ name: 'hostmesh_server_snapshots_nacked_total', help: 'Snapshots agents refused.', registers: [this.registry] });
   readonly revisionLag = new Histogram({
     name: 'hostmesh_server_agent_revision_lag',
-    help: 'Revisions between the current one and what each connected agent acked, sampled every 10 s.',
+    help: 'Per connected agent, sampled every 10 s: revisions between the current one and what it acked, 0 when it runs its current slice.',
     buckets: [0, 1, 2, 5, 10, 50, 100],
     registers: [this.registry],
   });
+  readonly agentsBehind = new Gauge({ name: 'hostmesh_server_agents_behind', help: 'Connected agents not (yet) running the slice last sent to them, at the last 10 s sample.', registers: [this.registry] });
+  readonly statsDropped = new Gauge({ name: 'hostmesh_server_stats_edges_dropped', help: 'Edge summaries dropped because a window slot was full (since start).', registers: [this.registry] });
   readonly apiRequests = new Counter({
     name: 'hostmesh_server_api_requests_total',
     help: 'Admin API requests by method, route pattern and status code.',

@@ -432,6 +432,24 @@ export class PushHub {
   }
 
   /** Connection state and acks, written in one transaction per second rather than one per message. */
+  private flushes = 0;
+
+  /** Every 10 s: how far behind each connected agent is (a histogram, so the label set stays bounded). */
+  private sampleLag(): void {
+    const m = this.opts.metrics;
+    if (!m) return;
+    const current = this.opts.registry.revision();
+    let behind = 0;
+    for (const s of this.sessions.values()) {
+      if (!s.registered) continue;
+      const lagging = s.sentHash !== null && s.appliedHash !== s.sentHash;
+      if (lagging) behind++;
+      m.revisionLag.observe(lagging ? Math.max(0, current - (s.appliedRevision ?? 0)) : 0);
+    }
+    m.agentsBehind.set(behind);
+    if (this.opts.stats) m.statsDropped.set(this.opts.stats.dropped);
+  }
+
   private flush(): void {
     const rows = [];
     const now = performance.now();
@@ -443,5 +461,6 @@ export class PushHub {
       rows.push({ name: s.host, connected: true, lastSeenAt: s.lastSeenAt, appliedRevision: s.appliedRevision, appliedHash: s.appliedHash, lastNack: s.lastNack });
     }
     if (rows.length > 0) this.opts.registry.hosts.recordSessions(rows);
+    if (++this.flushes % 10 === 0) this.sampleLag();
   }
 }

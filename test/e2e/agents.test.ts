@@ -244,6 +244,13 @@ describe('agents', () => {
     assert.ok(Number(m.get('hostmesh_server_push_to_ack_seconds')!.metrics[0]!.count) >= 3, 'push-to-ack observed for each agent');
     const deltas = m.get('hostmesh_server_config_pushes_total')!.metrics.find((x) => x.labels?.['kind'] === 'delta');
     assert.ok(Number(deltas?.value) >= 3, 'agents that acked a slice get the change as a delta');
+    // Sampled every 10 s: every connected agent observed, all caught up once in sync.
+    const lag = await waitFor('a revision-lag sample', async () => {
+      const fams = new Map(parsePrometheusTextFormat((await s.api('GET', '/metrics')).body as string).map((f) => [f.name, f]));
+      const h = fams.get('hostmesh_server_agent_revision_lag')!.metrics[0]!;
+      return Number(h.count) >= 3 && fams.get('hostmesh_server_agents_behind')!.metrics[0]!.value === '0' ? h : null;
+    }, 15_000, 200);
+    assert.ok(Number(lag.buckets!['0']) >= 3, 'agents in sync count as lag 0');
   });
 
   test('a delta the agent cannot rebuild is followed by the whole snapshot; protocol-1 agents only ever get snapshots', async () => {
