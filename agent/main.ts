@@ -14,6 +14,8 @@ import { ConfigApplier } from './config/apply.js';
 import { ControlConnection, type ConnectionTiming } from './control/connection.js';
 import { createFrameHandler } from './control/dispatch.js';
 import { HealthReporter, type HealthSource } from './control/health-report.js';
+import { DURATION_BUCKETS } from './metrics/request-metrics.js';
+import { StatsSummarizer } from './stats/summarizer.js';
 import { buildHello } from './control/hello.js';
 import { ensureIdentity } from './control/identity.js';
 import { ProxyDataPlane } from './proxy/dataplane.js';
@@ -132,6 +134,9 @@ export async function startAgent(config: HostConfig, deps: AgentDeps = {}): Prom
     }));
     const reporter = new HealthReporter(health, (m) => conn.send(m), child('health'));
     stops.push(() => reporter.stop());
+    const summaries = new StatsSummarizer(() => dataPlane.requestEdges(), DURATION_BUCKETS, (m) => conn.send(m), config.metrics?.summaryIntervalMs ?? 10_000, child('stats'));
+    summaries.start();
+    stops.push(() => summaries.stop());
     conn.on('frame', createFrameHandler({ send: (m) => conn.send(m), applier, certs, log: child('control') }));
     conn.on('connected', () => {
       reporter.connected();

@@ -50,6 +50,7 @@ export const UpstreamSchema = Type.Object(
 export const MetricsConfigSchema = Type.Object(
   {
     traffic: Type.Optional(Type.Boolean({ description: 'per-request and per-connection metrics (requests, latency, connections, bytes); default true' })),
+    summaryInterval: Type.Optional(Type.String({ pattern: DURATION_PATTERN, description: 'how often golden-metric summaries go to the server (hostmesh stat), 1s to 60s; default 10s' })),
   },
   { additionalProperties: false },
 );
@@ -138,7 +139,7 @@ export interface HostConfig {
   readonly upstreams: readonly Required<Upstream>[];
   readonly logLevel: string;
   // Optional so a HostConfig built by hand (tests) need not name them; resolveHostConfig fills all three.
-  readonly metrics?: { readonly traffic: boolean };
+  readonly metrics?: { readonly traffic: boolean; readonly summaryIntervalMs?: number };
   /** Where access log lines go when a Mesh or Service turns them on (null: stdout). */
   readonly accessLog?: { readonly path: string | null };
   /** Span export; null: traceparent is passed through and only started when absent. */
@@ -205,6 +206,10 @@ export function resolveHostConfig(raw: unknown, source = 'host config'): HostCon
     ports.set(u.localPort, u.service);
     return { service: u.service, localPort: u.localPort, bind: u.bind ?? '127.0.0.1' };
   });
+  if (c.metrics?.summaryInterval !== undefined) {
+    const ms = parseDuration(c.metrics.summaryInterval);
+    if (ms < 1000 || ms > 60_000) extra.push({ field: 'metrics.summaryInterval', message: 'must be between 1s and 60s' });
+  }
   if (c.tracing && !URL.canParse(c.tracing.otlpEndpoint)) extra.push({ field: 'tracing.otlpEndpoint', message: 'must be an http(s) URL' });
   if (extra.length > 0) throw configError(source, extra);
 
@@ -222,7 +227,7 @@ export function resolveHostConfig(raw: unknown, source = 'host config'): HostCon
     services: Object.freeze(services),
     upstreams: Object.freeze(upstreams),
     logLevel: c.logLevel ?? 'info',
-    metrics: Object.freeze({ traffic: c.metrics?.traffic ?? true }),
+    metrics: Object.freeze({ traffic: c.metrics?.traffic ?? true, summaryIntervalMs: c.metrics?.summaryInterval ? parseDuration(c.metrics.summaryInterval) : 10_000 }),
     accessLog: Object.freeze({ path: c.accessLog?.path ?? null }),
     tracing: c.tracing
       ? Object.freeze({ otlpEndpoint: c.tracing.otlpEndpoint, sampleRatio: c.tracing.sampleRatio ?? 1, maxQueue: c.tracing.maxQueue ?? 2048 })

@@ -16,6 +16,7 @@ import { Dialer } from './dialer.js';
 import { InboundHttp } from './inbound-http.js';
 import { InboundListener, type InboundState, type LocalService } from './inbound.js';
 import { ProxyMetrics } from './metrics.js';
+import type { EdgeStats } from '../metrics/request-metrics.js';
 import { OutboundHttp } from './outbound-http.js';
 import { handleOutboundTcp } from './outbound-tcp.js';
 import { TlsMaterial } from './tls-material.js';
@@ -112,6 +113,11 @@ export class ProxyDataPlane implements DataPlane {
       },
       abort: () => listenerChange.abort(),
     };
+  }
+
+  /** Every request edge's running totals, for the golden-metric summaries sent to the server. */
+  requestEdges(): readonly EdgeStats[] {
+    return this.metrics.requests.edges();
   }
 
   listening(): Record<string, string> {
