@@ -141,6 +141,7 @@ Look around:
 
   ${env} node ${CLI} status
   ${env} node ${CLI} get instances
+  ${env} node ${CLI} stat --edges             # success rate, rps, latency per edge (after a few curls; summaries every 10 s)
   curl http://127.0.0.13:15090/metrics          # the calling agent's metrics
   curl http://127.0.0.13:15090/config_dump      # what it was pushed
 
