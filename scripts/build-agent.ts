@@ -49,8 +49,15 @@ export async function buildAgent(opts: { outDir: string; sea?: boolean; log?: (l
     // Stack traces and pino's component names stay readable.
     keepNames: true,
     legalComments: 'none',
-    // ws tries these optional native speed-ups inside try/catch and works without them.
+    // ws's optional native speed-ups: never looked for (a single executable warns on any require()
+    // of a non-builtin module), and left out of the bundle.
     external: ['bufferutil', 'utf-8-validate'],
+    define: {
+      'process.env.WS_NO_BUFFER_UTIL': '"1"',
+      'process.env.WS_NO_UTF_8_VALIDATE': '"1"',
+      // shared/log.ts: no pino-pretty worker in a bundle.
+      'process.env.HOSTMESH_BUNDLE': '"1"',
+    },
     logLevel: 'silent',
   });
   for (const w of result.warnings) log(`esbuild: ${w.text}${w.location ? ` (${w.location.file}:${w.location.line})` : ''}`);

@@ -27,7 +27,9 @@ export interface LogOptions {
 
 export function createLogger(name: string, opts: LogOptions = {}): Logger {
   const level = opts.level ?? process.env['HOSTMESH_LOG_LEVEL'] ?? 'info';
-  const pretty = opts.pretty ?? Boolean(process.stdout.isTTY);
+  // The single-file agent cannot start pino-pretty (a worker that loads it from disk by name), so it
+  // logs JSON even to a terminal. The build replaces process.env.HOSTMESH_BUNDLE (dot form: esbuild's define).
+  const pretty = opts.pretty ?? (Boolean(process.stdout.isTTY) && process.env.HOSTMESH_BUNDLE !== '1');
   const base: LoggerOptions = { name, level, redact: { paths: REDACT, censor: '[redacted]' } };
   const fd = opts.stderr ? 2 : 1;
   if (pretty) {
