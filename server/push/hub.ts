@@ -70,7 +70,10 @@ export class PushHub {
   private readonly onChange = () => this.scheduleRecompute();
   private stopped = false;
   /** At most ~1/25 of the known hosts (and at least 20) per second: a full fleet returns within ~25 s, under the 30 s goal with room for handshakes that finish late. */
-  private readonly admission = new AdmissionSchedule(() => Math.max(20, Math.ceil(this.hostCount / 25)));
+  private readonly admission = new AdmissionSchedule(() => this.admissionRate());
+  private admissionRate(): number {
+    return Math.max(20, Math.ceil(this.hostCount / 25));
+  }
   private hostCount = 0;
 
   constructor(private readonly opts: HubOptions) {
@@ -86,7 +89,13 @@ export class PushHub {
     this.flushTimer = setInterval(() => this.flush(), 1000).unref();
     // Nobody is connected at start: every host gets the grace period to come back.
     this.opts.registry.hosts.markAllDisconnected();
-    for (const h of this.opts.registry.hosts.list()) this.startGrace(h.name);
+    // The admission schedule itself holds agents back after a restart (a fleet of N returns over
+    // about N / rate seconds): that time is added to their grace, or the last of them would be
+    // marked unhealthy, and every caller pushed the change, just before they are let in.
+    const hosts = this.opts.registry.hosts.list();
+    this.hostCount = hosts.length;
+    const returnMs = Math.ceil(hosts.length / this.admissionRate()) * 1000;
+    for (const h of hosts) this.startGrace(h.name, returnMs);
   }
 
   async stop(): Promise<void> {
@@ -322,7 +331,7 @@ export class PushHub {
   }
 
   /** After the grace period without a connection, the host's instances stop receiving traffic. */
-  private startGrace(host: string): void {
+  private startGrace(host: string, extraMs = 0): void {
     const prior = this.graceTimers.get(host);
     if (prior) clearTimeout(prior);
     const spec = this.currentWorld().meshSpec.disconnectGracePeriod ?? MESH_DEFAULTS.disconnectGracePeriod;
@@ -332,7 +341,7 @@ export class PushHub {
       this.graceExpired.add(host);
       // Hosts whose grace ends together (all those a restart left behind) are marked in one transaction.
       this.graceFlush ??= setImmediate(() => this.markGraceExpired(spec));
-    }, parseDuration(spec));
+    }, parseDuration(spec) + extraMs);
     t.unref();
     this.graceTimers.set(host, t);
   }
