@@ -2,6 +2,7 @@
 // make a key and CSR here (the key never leaves the host), trade the join token for a host cert.
 // Refusals (bad token, wrong scope, name taken) do not fix themselves, so they end the agent with a
 // line telling the operator what to do; an unreachable or failing server is retried with backoff.
+import https from 'node:https';
 import { Backoff } from '../../shared/backoff.js';
 import { generateKeyAndCsr } from '../../shared/csr.js';
 import { HmError } from '../../shared/errors.js';
@@ -83,43 +84,62 @@ function describe(e: unknown): string {
 }
 
 async function postJoin(config: HostConfig, rootPem: string, body: JoinRequest, signal: AbortSignal | undefined): Promise<JoinResponse> {
-  // Loaded only when joining: an agent that has joined never needs an HTTP client (and its memory).
-  const { Agent, request } = await import('undici');
-  const dispatcher = new Agent({ connect: { ca: rootPem, timeout: HTTP_TIMEOUT_MS }, headersTimeout: HTTP_TIMEOUT_MS, bodyTimeout: HTTP_TIMEOUT_MS });
+  let res: { statusCode: number; text: string };
   try {
-    let res;
-    try {
-      res = await request(`${config.server}${JOIN_PATH}`, {
-        method: 'POST',
-        headers: { 'content-type': 'application/json' },
-        body: JSON.stringify(body),
-        dispatcher,
-        ...(signal ? { signal } : {}),
-      });
-    } catch (e) {
-      if ((e as NodeJS.ErrnoException).code === 'ERR_TLS_CERT_ALTNAME_INVALID') {
-        throw new HmError('HM_ERR_CONFIG', `the server's certificate does not name the address in ${config.server}: use an address the server advertises (see its --advertise)`, { cause: e });
-      }
-      throw e;
+    res = await postJson(`${config.server}${JOIN_PATH}`, JSON.stringify(body), rootPem, signal);
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code === 'ERR_TLS_CERT_ALTNAME_INVALID') {
+      throw new HmError('HM_ERR_CONFIG', `the server's certificate does not name the address in ${config.server}: use an address the server advertises (see its --advertise)`, { cause: e });
     }
-    const text = await res.body.text();
-    let parsed: unknown;
-    try {
-      parsed = JSON.parse(text);
-    } catch {
-      parsed = undefined;
-    }
-    if (res.statusCode === 201 || res.statusCode === 200) return parsed as JoinResponse;
-    const err = (parsed as { error?: { code?: unknown; message?: unknown } } | undefined)?.error;
-    const code = typeof err?.code === 'string' ? err.code : `HTTP ${res.statusCode}`;
-    const message = typeof err?.message === 'string' ? err.message : text.slice(0, 200) || 'no details';
-    if (res.statusCode >= 500 || res.statusCode === 408 || res.statusCode === 429) {
-      throw new HmError('HM_ERR_UNAVAILABLE', `server answered ${res.statusCode} ${code}: ${message}`);
-    }
-    throw refusal(config, res.statusCode, code, message);
-  } finally {
-    await dispatcher.close().catch(() => undefined);
+    throw e;
   }
+  const { statusCode, text } = res;
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(text);
+  } catch {
+    parsed = undefined;
+  }
+  if (statusCode === 201 || statusCode === 200) return parsed as JoinResponse;
+  const err = (parsed as { error?: { code?: unknown; message?: unknown } } | undefined)?.error;
+  const code = typeof err?.code === 'string' ? err.code : `HTTP ${statusCode}`;
+  const message = typeof err?.message === 'string' ? err.message : text.slice(0, 200) || 'no details';
+  if (statusCode >= 500 || statusCode === 408 || statusCode === 429) {
+    throw new HmError('HM_ERR_UNAVAILABLE', `server answered ${statusCode} ${code}: ${message}`);
+  }
+  throw refusal(config, statusCode, code, message);
+}
+
+/**
+ * One HTTPS POST trusting only the mesh root. node:https rather than undici: the join is the
+ * agent's only HTTP call, and undici's WebAssembly parser stayed resident (~8 MB) after it.
+ */
+function postJson(url: string, body: string, ca: string, signal: AbortSignal | undefined): Promise<{ statusCode: number; text: string }> {
+  return new Promise((resolve, reject) => {
+    const req = https.request(url, {
+      method: 'POST',
+      ca,
+      agent: false,
+      timeout: HTTP_TIMEOUT_MS,
+      headers: { 'content-type': 'application/json', 'content-length': Buffer.byteLength(body) },
+      ...(signal ? { signal } : {}),
+    });
+    req.on('timeout', () => req.destroy(Object.assign(new Error(`no answer from the server within ${HTTP_TIMEOUT_MS} ms`), { code: 'ETIMEDOUT' })));
+    req.on('error', reject);
+    req.on('response', (res) => {
+      const chunks: Buffer[] = [];
+      let size = 0;
+      res.on('data', (c: Buffer) => {
+        size += c.length;
+        // A join answer is a few KB of certificates; anything far larger is not our server.
+        if (size > 1 << 20) req.destroy(new Error('join answer larger than 1 MiB'));
+        else chunks.push(c);
+      });
+      res.on('end', () => resolve({ statusCode: res.statusCode ?? 0, text: Buffer.concat(chunks).toString('utf8') }));
+      res.on('error', reject);
+    });
+    req.end(body);
+  });
 }
 
 function refusal(config: HostConfig, status: number, code: string, message: string): HmError {
