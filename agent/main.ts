@@ -41,6 +41,12 @@ export interface RunningAgent {
   adminUrl: string;
   certs: CertManager;
   dataPlane: ProxyDataPlane;
+  /**
+   * Leave gracefully: tell the server this host's instances are going (so callers stop picking
+   * them), take no new connections, and wait up to `timeoutMs` for requests in flight to finish.
+   * stop() afterwards closes what is left.
+   */
+  drain(timeoutMs: number): Promise<void>;
   stop(): Promise<void>;
 }
 
@@ -151,7 +157,21 @@ export async function startAgent(config: HostConfig, deps: AgentDeps = {}): Prom
   }
 
   let stopping: Promise<void> | null = null;
+  const drain = async (timeoutMs: number): Promise<void> => {
+    const deadline = Date.now() + timeoutMs;
+    const conn = parts.conn;
+    health.stop();
+    const leaving = config.services.map((s) => ({ service: s.name, healthy: false }));
+    if (leaving.length > 0 && conn?.send({ type: 'health', changes: leaving })) {
+      // Long enough for the server to push the change and callers to apply it, short against the budget.
+      await new Promise((r) => setTimeout(r, Math.min(1000, timeoutMs / 4)));
+    }
+    const left = await parts.dataPlane!.drain(deadline);
+    if (left > 0) log.warn({ connections: left, timeoutMs }, 'drain timeout: closing the connections still open');
+    else log.info('drained: no connection left open');
+  };
   return {
+    drain,
     adminUrl: admin.url,
     certs: parts.certs!,
     dataPlane: parts.dataPlane!,
@@ -175,6 +195,8 @@ export async function runAgent(config: HostConfig): Promise<void> {
   try {
     const agent = await startAgent(config, { log, signal: stop.signal });
     if (!stop.signal.aborted) await new Promise((resolve) => stop.signal.addEventListener('abort', resolve, { once: true }));
+    // A second signal during the drain ends the process at once (the handlers above were `once`).
+    await agent.drain(config.drainTimeoutMs ?? 20_000);
     await agent.stop();
   } catch (e) {
     if (!isAbortError(e)) throw e;

@@ -84,6 +84,7 @@ export const HostConfigSchema = Type.Object(
     services: Type.Optional(Type.Array(HostServiceSchema, { maxItems: 256 })),
     upstreams: Type.Optional(Type.Array(UpstreamSchema, { maxItems: 256 })),
     logLevel: Type.Optional(Type.Union(['fatal', 'error', 'warn', 'info', 'debug', 'trace'].map((l) => Type.Literal(l)))),
+    drainTimeout: Type.Optional(Type.String({ pattern: DURATION_PATTERN, description: 'on SIGTERM, how long requests in flight may take to finish before the agent cuts them; default 20s (systemd stops it after 30s)' })),
     metrics: Type.Optional(MetricsConfigSchema),
     accessLog: Type.Optional(AccessLogConfigSchema),
     tracing: Type.Optional(TracingConfigSchema),
@@ -138,6 +139,8 @@ export interface HostConfig {
   readonly services: readonly ResolvedService[];
   readonly upstreams: readonly Required<Upstream>[];
   readonly logLevel: string;
+  /** Graceful stop budget (ms); see drainTimeout. Optional so hand-built configs (tests) need not name it. */
+  readonly drainTimeoutMs?: number;
   // Optional so a HostConfig built by hand (tests) need not name them; resolveHostConfig fills all three.
   readonly metrics?: { readonly traffic: boolean; readonly summaryIntervalMs?: number };
   /** Where access log lines go when a Mesh or Service turns them on (null: stdout). */
@@ -227,6 +230,7 @@ export function resolveHostConfig(raw: unknown, source = 'host config'): HostCon
     services: Object.freeze(services),
     upstreams: Object.freeze(upstreams),
     logLevel: c.logLevel ?? 'info',
+    drainTimeoutMs: c.drainTimeout === undefined ? 20_000 : parseDuration(c.drainTimeout),
     metrics: Object.freeze({ traffic: c.metrics?.traffic ?? true, summaryIntervalMs: c.metrics?.summaryInterval ? parseDuration(c.metrics.summaryInterval) : 10_000 }),
     accessLog: Object.freeze({ path: c.accessLog?.path ?? null }),
     tracing: c.tracing

@@ -97,6 +97,18 @@ export class ListenerDataPlane implements DataPlane {
     };
   }
 
+  /** Stop taking connections on every upstream port; those already open carry on. */
+  stopAccepting(): void {
+    for (const b of this.#active.values()) b.server.close();
+  }
+
+  /** Connections from local apps still open. */
+  openConnections(): number {
+    let n = 0;
+    for (const b of this.#active.values()) n += b.sockets.size;
+    return n;
+  }
+
   async close(): Promise<void> {
     const all = [...this.#active.values()];
     this.#active.clear();

@@ -124,6 +124,24 @@ export class ProxyDataPlane implements DataPlane {
     return this.listeners.listening();
   }
 
+  /**
+   * Graceful stop: take no new connections, close http connections as soon as they are between
+   * requests (so a request in flight is answered), let tcp connections end on their own, and
+   * resolve when nothing is open or at `deadline` (Date.now() ms), whichever comes first.
+   * Returns how many connections were still open at the end (close() then cuts them).
+   */
+  async drain(deadline: number): Promise<number> {
+    this.listeners.stopAccepting();
+    this.inbound?.stopAccepting();
+    for (;;) {
+      this.inboundHttp?.closeIdle();
+      this.outboundHttp?.closeIdle();
+      const open = this.listeners.openConnections() + (this.inbound?.openConnections() ?? 0);
+      if (open === 0 || Date.now() >= deadline) return open;
+      await new Promise((r) => setTimeout(r, 25));
+    }
+  }
+
   async close(): Promise<void> {
     await this.listeners.close();
     await this.inbound?.close();

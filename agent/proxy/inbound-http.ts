@@ -31,6 +31,16 @@ export class InboundHttp implements InboundSessions {
     this.sessions.add(new InboundSession(this, socket, peer));
   }
 
+  /** Close the connections that are between requests; true when none is left. */
+  closeIdle(): boolean {
+    for (const s of this.sessions) {
+      if (s.busy) continue;
+      s.teardown();
+      this.sessions.delete(s);
+    }
+    return this.sessions.size === 0;
+  }
+
   close(): void {
     for (const s of this.sessions) s.teardown();
     this.sessions.clear();

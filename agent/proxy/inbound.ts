@@ -41,6 +41,8 @@ export interface PeerInfo {
 export class InboundListener {
   private server: tls.Server | null = null;
   private readonly sockets = new Set<net.Socket>();
+  /** Connections past the handshake: what a drain waits for. */
+  private readonly secured = new Set<tls.TLSSocket>();
 
   constructor(
     private readonly listen: { host: string; port: number },
@@ -101,6 +103,20 @@ export class InboundListener {
     this.server?.setSecureContext({ ca: this.material.roots(), minVersion: MIN_VERSION, secureOptions: SECURE_OPTIONS });
   }
 
+  /**
+   * Stop taking connections; those past their handshake carry on. Handshakes still under way are
+   * not waited for (close() cuts them; their callers try another instance): a client that connected
+   * and left without a word would otherwise hold the drain for the whole handshake timeout.
+   */
+  stopAccepting(): void {
+    this.server?.close();
+  }
+
+  /** Connections still open past their handshake (tcp pipes and http sessions alike). */
+  openConnections(): number {
+    return this.secured.size;
+  }
+
   async close(): Promise<void> {
     const s = this.server;
     this.server = null;
@@ -113,6 +129,8 @@ export class InboundListener {
 
   private onSecure(socket: tls.TLSSocket): void {
     socket.on('error', () => undefined);
+    this.secured.add(socket);
+    socket.once('close', () => this.secured.delete(socket));
     const st = this.state();
     const servername = typeof socket.servername === 'string' ? socket.servername : '';
     const service = st ? st.services.get(servername.slice(0, -(st.trustDomain.length + 1))) : undefined;

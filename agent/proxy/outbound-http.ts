@@ -39,6 +39,16 @@ export class OutboundHttp implements OutboundSessions {
     this.sessions.add(new OutboundSession(this, service, socket));
   }
 
+  /** Close the connections that are between requests; true when none is left. */
+  closeIdle(): boolean {
+    for (const s of this.sessions) {
+      if (s.busy) continue;
+      s.teardown();
+      this.sessions.delete(s);
+    }
+    return this.sessions.size === 0;
+  }
+
   close(): void {
     for (const s of this.sessions) s.teardown();
     this.sessions.clear();

@@ -52,6 +52,8 @@ export function writeAgentConfig(server: TestServer, spec: AgentSpec, stateDir: 
     inbound: `${spec.ip}:${spec.inboundPort ?? 15443}`,
     admin: `${spec.ip}:${spec.adminPort ?? 15090}`,
     logLevel: 'debug',
+    // Tests stop agents often; a short graceful stop keeps them quick (and under stop()'s 5 s SIGKILL).
+    drainTimeout: '2s',
     ...(spec.token ? { token: spec.token } : {}),
     ...(spec.services ? { services: spec.services } : {}),
     ...(spec.upstreams ? { upstreams: spec.upstreams } : {}),
