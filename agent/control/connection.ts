@@ -17,7 +17,10 @@ import { hostPortOf } from './pin.js';
  */
 export type OutgoingMessage = AgentMessage;
 
-export const RECONNECT_BACKOFF = { baseMs: 1_000, capMs: 30_000 } as const;
+// The cap is low because the server's admission schedule, not the backoff, spreads a returning
+// fleet (503 + Retry-After to a reserved second); the backoff only has to keep a down server from
+// being hammered, and a 30 s cap left the last agents out for up to 50 s after a 5 s restart.
+export const RECONNECT_BACKOFF = { baseMs: 1_000, capMs: 10_000 } as const;
 export interface ConnectionTiming {
   /** Ping the server this often. */
   pingIntervalMs: number;

@@ -28,7 +28,7 @@ import {
 } from '../../shared/protocol.js';
 import { agentShape, now, type ClientInit, type ClientStats, type ClientToParent, type ParentToClient } from './common.js';
 
-const RECONNECT_BACKOFF = { baseMs: 1_000, capMs: 30_000 } as const; // as agent/control/connection.ts
+const RECONNECT_BACKOFF = { baseMs: 1_000, capMs: 10_000 } as const; // as agent/control/connection.ts
 const STABLE_AFTER_MS = 10_000;
 const HANDSHAKE_TIMEOUT_MS = 10_000;
 
