@@ -28,3 +28,12 @@ test('a quiet server lets everyone in at once', () => {
   assert.equal(a.admit('late', 5_100), 1);
   assert.equal(a.admit('next-second', 6_000), 0);
 });
+
+test('the fleet is scheduled over 25 s up to 1000 hosts, narrowing to 15 s from 5000 on', async () => {
+  const { admissionSpanSeconds } = await import('../../server/push/hub.js');
+  assert.equal(admissionSpanSeconds(10), 25);
+  assert.equal(admissionSpanSeconds(1000), 25);
+  assert.equal(admissionSpanSeconds(3000), 20);
+  assert.equal(admissionSpanSeconds(5000), 15);
+  assert.equal(admissionSpanSeconds(50_000), 15);
+});
