@@ -257,12 +257,13 @@ test('an upstream that does not read holds the client back: the proxy buffers a 
   assert.equal(text(await within(c.response(), 8000, 'the response')), '200 all of it');
 });
 
-test('Connection: close from the client: the connection closes after the response, and what follows is not read', T, async (t) => {
+test('Connection: close from the client: the response says so, the connection closes after it, and what follows is not read', T, async (t) => {
   const { proxy, client } = await setup(t, echo);
   const c = await client();
   c.write('GET /a HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\nGET /never HTTP/1.1\r\nHost: x\r\n\r\n');
   const r = await c.response();
   assert.equal(text(r), '200 GET /a ');
+  assert.equal(r.headers.connection, 'close', 'RFC 9112 §9.6');
   assert.equal((await c.closesWithin(2000)).length, 0);
   assert.ok(!proxy.events.includes('request GET /never'));
 });
@@ -300,7 +301,9 @@ test('HTTP/1.0: closed after the response unless keep-alive was asked; a body th
   });
   const a = await client();
   a.write('GET /plain HTTP/1.0\r\n\r\n');
-  assert.equal(text(await a.response()), '200 one-oh');
+  const plain = await a.response();
+  assert.equal(text(plain), '200 one-oh');
+  assert.equal(plain.headers.connection, 'close');
   assert.equal((await a.closesWithin(2000)).length, 0);
 
   const b = await client();

@@ -289,7 +289,9 @@ export abstract class Http1Session implements ConnOwner {
     this.inExchange = true;
     this.responded = false;
     this.continued = false;
-    this.closeAfter = false;
+    // A client that will not reuse the connection is told so in the response (RFC 9112 §9.6), as
+    // node:http did; the upstream's own Connection field is hop-by-hop and is not forwarded.
+    this.closeAfter = !head.keepAlive;
     this.requestSent = false;
     this.resState = S_NONE;
     this.bodyBuf = null;
