@@ -257,8 +257,10 @@ async function startMeshOnce(o: MeshOptions, dir: string): Promise<MeshHandle> {
     fs.writeFileSync(fileA, stringify(cfgA), { mode: 0o600 });
     fs.writeFileSync(fileB, stringify(cfgB), { mode: 0o600 });
 
-    agentB = procs.start('agent B', process.execPath, [cli, 'agent', '--config', fileB], { env });
-    agentA = procs.start('agent A', process.execPath, [cli, 'agent', '--config', fileA], { env });
+    // Profiling aid: HOSTMESH_BENCH_AGENT_NODE_ARGS="--cpu-prof --cpu-prof-dir=/tmp/prof" (Node refuses --cpu-prof in NODE_OPTIONS).
+    const nodeArgs = (process.env['HOSTMESH_BENCH_AGENT_NODE_ARGS'] ?? '').split(' ').filter(Boolean);
+    agentB = procs.start('agent B', process.execPath, [...nodeArgs, cli, 'agent', '--config', fileB], { env });
+    agentA = procs.start('agent A', process.execPath, [...nodeArgs, cli, 'agent', '--config', fileA], { env });
 
     const readyTimeout = o.readyTimeoutMs ?? 60_000;
     const waitReady = async (t: Tracked, ip: string, adminPort: number): Promise<string | null> => {
