@@ -257,6 +257,41 @@ test('an upstream that does not read holds the client back: the proxy buffers a 
   assert.equal(text(await within(c.response(), 8000, 'the response')), '200 all of it');
 });
 
+test('an upstream slower than the client’s idle time to take an upload: the client, held back meanwhile, is not timed out', T, async (t) => {
+  const total = 32 * MiB;
+  let release!: () => void;
+  const go = new Promise<void>((r) => (release = r));
+  const { client } = await setup(
+    t,
+    async (peer) => {
+      const h = await peer.head();
+      peer.socket.pause();
+      await go;
+      peer.socket.resume();
+      await peer.skip(Number(h.headers['content-length']));
+      peer.write(ok('all of it'));
+    },
+    { idleMs: 200 },
+  );
+  const c = await client();
+  c.write(`POST /upload HTTP/1.1\r\nHost: x\r\nContent-Length: ${total}\r\n\r\n`);
+  const piece = Buffer.alloc(64 * 1024, 0x62);
+  let sent = 0;
+  const writer = (async () => {
+    while (sent < total) {
+      sent += piece.length;
+      if (!c.socket.write(piece)) await once(c.socket, 'drain');
+    }
+  })();
+  await stalled(() => sent);
+  // Held back by the proxy for more than twice its idle time.
+  await sleep(500);
+  assert.equal(c.buffered, 0, 'no answer before the upstream has taken the body');
+  release();
+  await within(writer, 8000, 'the client to send it all');
+  assert.equal(text(await within(c.response(), 8000, 'the response')), '200 all of it');
+});
+
 test('Connection: close from the client: the response says so, the connection closes after it, and what follows is not read', T, async (t) => {
   const { proxy, client } = await setup(t, echo);
   const c = await client();

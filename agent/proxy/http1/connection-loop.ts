@@ -414,7 +414,9 @@ export abstract class Http1Session implements ConnOwner {
       }
       return;
     }
-    if (this.reqState === R_BODY) {
+    // Mid-body, only if we were reading: a client we paused (the upstream not taking the body, no
+    // connection yet) is not the one that stalled, and the side's own timers apply.
+    if (this.reqState === R_BODY && this.sink !== SINK_HOLD && !this.upBlocked) {
       this.closeAfter = true;
       if (this.conn !== null) this.detach();
       this.onAbort();
