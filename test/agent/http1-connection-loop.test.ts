@@ -222,6 +222,41 @@ test('a client that does not read holds the upstream back: the proxy buffers a b
   assert.ok(s.maxClientBuffered <= MiB, `the proxy buffered ${s.maxClientBuffered} bytes for the client`);
 });
 
+test('a client that stops reading its response for its idle time is dropped, and the upstream connection with it', T, async (t) => {
+  const total = 64 * MiB;
+  const piece = Buffer.alloc(64 * 1024, 0x63);
+  let upstream = null as Peer | null;
+  let written = 0;
+  const { proxy } = await setup(
+    t,
+    async (peer) => {
+      await peer.request();
+      upstream = peer;
+      peer.write(`HTTP/1.1 200 OK\r\ncontent-length: ${total}\r\n\r\n`);
+      while (written < total && !peer.socket.destroyed) {
+        written += piece.length;
+        if (!peer.socket.write(piece)) await Promise.race([once(peer.socket, 'drain'), peer.closed]);
+      }
+    },
+    { idleMs: 200 },
+  );
+  const sock = net.connect(proxy.port, '127.0.0.1');
+  t.after(() => sock.destroy());
+  const closed = new Promise((resolve) => sock.on('close', resolve));
+  sock.on('error', () => {}); // a reset is how it may learn it was dropped
+  await once(sock, 'connect');
+  sock.write('GET /big HTTP/1.1\r\nHost: x\r\n\r\n');
+  await until(() => upstream !== null, 2000, 'the request upstream');
+  await within(upstream!.closed, 5000, 'the proxy to close the upstream connection');
+  assert.ok(written < total);
+  // Then its connection ends (a FIN after what the kernel held, or a reset): short of the body.
+  let got = 0;
+  sock.on('data', (d: Buffer) => (got += d.length));
+  await within(closed, 5000, 'the client connection to close');
+  assert.ok(got < total, `${got} of ${total} bytes`);
+  assert.equal(proxy.sessions.size, 0);
+});
+
 test('an upstream that does not read holds the client back: the proxy buffers a bounded amount, then forwards every byte', T, async (t) => {
   const total = 128 * MiB;
   let release!: () => void;

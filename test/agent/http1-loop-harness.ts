@@ -231,7 +231,8 @@ export class Peer {
       this.eof = true;
       this.wake();
     });
-    this.closed = once(socket, 'close').then(() => undefined);
+    // Not events.once: it would reject on the 'error' that often comes first.
+    this.closed = new Promise((resolve) => socket.on('close', () => resolve()));
   }
 
   static async connect(port: number): Promise<Peer> {

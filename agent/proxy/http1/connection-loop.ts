@@ -27,7 +27,8 @@ import type { ConnOwner, UpstreamConn } from './upstream-conn.js';
 export const REQUEST_LIMITS = { maxHeadSize: 16 * 1024, maxHeaders: 100 };
 /**
  * Idle time after which a client connection is closed (node's keepAliveTimeout was 30 s). It is a
- * socket inactivity timeout, so it also bounds a client that stalls mid-head or mid-body.
+ * socket inactivity timeout, so it also bounds a client that stalls mid-head or mid-body, or stops
+ * reading its response.
  */
 export const CLIENT_IDLE_MS = 30_000;
 /** Body bytes up to this size are copied behind a rewritten head to make one write. */
@@ -412,6 +413,12 @@ export abstract class Http1Session implements ConnOwner {
       } else {
         this.endClient(); // idle keep-alive connection: close it cleanly
       }
+      return;
+    }
+    if (this.clientBlocked) {
+      // It has taken no byte of its response for the whole idle time, and holds an upstream
+      // connection (paused on its behalf) for nothing: drop both.
+      this.teardown();
       return;
     }
     // Mid-body, only if we were reading: a client we paused (the upstream not taking the body, no
