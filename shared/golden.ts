@@ -3,7 +3,11 @@
 // make summaries from any number of agents and periods mergeable by adding counts, at a fixed size
 // per edge; quantiles are read from them the way Prometheus' histogram_quantile does.
 
-/** Upper bounds (seconds) of the latency buckets; a last bucket without bound catches the rest. The agent's request histogram uses the same. */
+/**
+ * Upper bounds (seconds) of the latency buckets, from sub-millisecond hops on one machine to the
+ * default 15 s timeout; a last bucket without bound catches the rest. The agent's request histogram
+ * uses the same, so its totals can be summarized without re-bucketing.
+ */
 export const LATENCY_BOUNDS_SECONDS: readonly number[] = [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30];
 /** Buckets per summary: one per bound and the overflow. */
 export const LATENCY_BUCKETS = LATENCY_BOUNDS_SECONDS.length + 1;

@@ -5,10 +5,11 @@
 // histograms, a closure: about 1 µs and some garbage per request per agent (measured with 4 labels).
 // A session looks its edge up once per connection; a request then costs a Map update, a bucket scan
 // and three adds, with nothing allocated.
+import { LATENCY_BOUNDS_SECONDS } from '../../shared/golden.js';
 import { Counter, Histogram, type MetricType, type MetricObjectWithValues, type MetricValueWithName, type Registry } from 'prom-client';
 
-/** Upper bounds in seconds: from sub-millisecond hops on one machine to the default 15 s timeout. */
-export const DURATION_BUCKETS: readonly number[] = [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30];
+/** Upper bounds in seconds: the same as the golden-metric summaries the server merges (shared/golden.ts). */
+export const DURATION_BUCKETS: readonly number[] = LATENCY_BOUNDS_SECONDS;
 const NB = DURATION_BUCKETS.length;
 const CLASSES = ['1xx', '2xx', '3xx', '4xx', '5xx'] as const;
 
