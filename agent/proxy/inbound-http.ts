@@ -8,6 +8,7 @@ import type tls from 'node:tls';
 import type { Logger } from '../../shared/log.js';
 import type { Observability } from '../observability/index.js';
 import type { LocalService, PeerInfo } from './inbound.js';
+import { closeIdleSessions } from './http1/drain.js';
 import type { ProxyMetrics } from './metrics.js';
 import { InboundSession } from './http1/inbound-session.js';
 import type { InboundSessions } from './http1/inbound-sessions.js';
@@ -33,12 +34,7 @@ export class InboundHttp implements InboundSessions {
 
   /** Close the connections that are between requests; true when none is left. */
   closeIdle(): boolean {
-    for (const s of this.sessions) {
-      if (s.busy) continue;
-      s.teardown();
-      this.sessions.delete(s);
-    }
-    return this.sessions.size === 0;
+    return closeIdleSessions(this.sessions);
   }
 
   close(): void {

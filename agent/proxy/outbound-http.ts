@@ -13,6 +13,7 @@ import { Dialer } from './dialer.js';
 import { MeshPool } from './http1/mesh-pool.js';
 import { OutboundSession } from './http1/outbound-session.js';
 import type { OutboundSessions, Waiter } from './http1/outbound-sessions.js';
+import { closeIdleSessions } from './http1/drain.js';
 import type { ProxyMetrics } from './metrics.js';
 import type { TlsMaterial } from './tls-material.js';
 import type { UpstreamState } from './upstream.js';
@@ -41,12 +42,7 @@ export class OutboundHttp implements OutboundSessions {
 
   /** Close the connections that are between requests; true when none is left. */
   closeIdle(): boolean {
-    for (const s of this.sessions) {
-      if (s.busy) continue;
-      s.teardown();
-      this.sessions.delete(s);
-    }
-    return this.sessions.size === 0;
+    return closeIdleSessions(this.sessions);
   }
 
   close(): void {

@@ -9,14 +9,8 @@ export const WINDOW_SLOTS = 60;
 export const MAX_WINDOW_SECONDS = SLOT_SECONDS * WINDOW_SLOTS;
 const MAX_EDGES_PER_SLOT = 20_000;
 
-interface EdgeAgg {
-  direction: Direction;
-  source: string;
-  destination: string;
-  requests: number;
-  failures: number;
-  latency: number[];
-}
+/** An edge's counts summed over summaries (the same shape as one summary). */
+type EdgeAgg = EdgeSummary;
 
 interface Slot {
   /** Index of the 10 s period this slot holds (ms / 10 000), or -1 when empty. */
