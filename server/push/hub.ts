@@ -76,7 +76,7 @@ export class PushHub {
   private readonly onChange = () => this.scheduleRecompute();
   private stopped = false;
   /**
-   * A returning fleet is scheduled over ADMISSION_SPAN_S(hosts) seconds (and at least 20 agents per
+   * A returning fleet is scheduled over admissionSpanSeconds(hosts) seconds (and at least 20 agents per
    * second): 25 s up to 1000 hosts, narrowing to 15 s at 5000 and beyond. Measured with
    * bench:control on 2 CPUs: at 1000 a 15 s schedule made seconds of 12 % (a stall, then two
    * seconds' worth at once), while at 5000 a 25 s schedule, stretched by the time each handshake
