@@ -6,7 +6,7 @@ import type tls from 'node:tls';
 import type { RequestHead, ResponseHead } from '../../http/head-parser.js';
 import { getHeader, IDENTITY_HEADERS, removeHeader, serializeRequestHead } from '../../http/head-writer.js';
 import type { EdgeStats } from '../../metrics/request-metrics.js';
-import { pathOf } from '../../observability/index.js';
+import { httpLine, pathOf } from '../../observability/index.js';
 import { SPAN_KIND_SERVER } from '../../observability/otlp-exporter.js';
 import { traceIdOf } from '../../observability/trace-context.js';
 import type { Hop } from '../../observability/tracer.js';
@@ -140,23 +140,21 @@ export class InboundSession extends Http1Session {
     const svc = this.svc;
     const upstream = `${svc.host}:${svc.port}`;
     if (this.logThis) {
-      const h = head.headers;
-      obs.accessLog.write({
-        direction: 'inbound',
-        protocol: 'http',
-        source: this.peer.source,
-        destination: svc.name,
-        method: head.method,
-        authority: head.host ?? '',
-        path: pathOf(head.target),
-        status: this.status,
-        duration_ms: Math.round((endMs - this.started) * 1000) / 1000,
-        bytes_received: head.headSize + this.reqBodyBytes,
-        bytes_sent: this.client.bytesWritten - this.sent0,
-        upstream_host: upstream,
-        trace_id: this.hop?.traceId ?? traceIdOf(getHeader(h, 'traceparent')),
-        request_id: getHeader(h, 'x-request-id') ?? '',
-      });
+      obs.accessLog.write(
+        httpLine({
+          direction: 'inbound',
+          source: this.peer.source,
+          destination: svc.name,
+          head,
+          status: this.status,
+          startedMs: this.started,
+          endMs,
+          bytesReceived: head.headSize + this.reqBodyBytes,
+          bytesSent: this.client.bytesWritten - this.sent0,
+          upstream,
+          traceId: this.hop?.traceId ?? traceIdOf(getHeader(head.headers, 'traceparent')),
+        }),
+      );
     }
     const hop = this.hop;
     if (hop !== null) {

@@ -16,7 +16,7 @@ import type { RequestHead, ResponseHead } from '../../http/head-parser.js';
 import { getHeader, indexOfHeader, removeHeader, serializeRequestHead } from '../../http/head-writer.js';
 import { coarseClock } from '../../lb/index.js';
 import type { EdgeStats } from '../../metrics/request-metrics.js';
-import { pathOf } from '../../observability/index.js';
+import { httpLine, pathOf } from '../../observability/index.js';
 import { SPAN_KIND_CLIENT } from '../../observability/otlp-exporter.js';
 import { traceIdOf } from '../../observability/trace-context.js';
 import type { Hop } from '../../observability/tracer.js';
@@ -357,24 +357,24 @@ export class OutboundSession extends Http1Session implements DialOwner {
     const upstream = ep === null ? '' : `${ep.address}:${ep.port}`;
     const h = head.headers;
     if (this.logThis) {
-      obs.accessLog.write({
-        direction: 'outbound',
-        protocol: 'http',
-        source: this.owner.source(),
-        destination: this.service,
-        method: head.method,
-        authority: head.host ?? '',
-        path: pathOf(head.target),
-        status: this.status,
-        duration_ms: Math.round((endMs - this.started) * 1000) / 1000,
-        bytes_received: head.headSize + this.reqBodyBytes,
-        bytes_sent: this.client.bytesWritten - this.sent0,
-        upstream_host: upstream,
-        upstream_instance: ep?.host ?? '',
-        retries: this.retries,
-        trace_id: this.hop?.traceId ?? traceIdOf(getHeader(h, 'traceparent')),
-        request_id: getHeader(h, 'x-request-id') ?? '',
-      });
+      obs.accessLog.write(
+        httpLine(
+          {
+            direction: 'outbound',
+            source: this.owner.source(),
+            destination: this.service,
+            head,
+            status: this.status,
+            startedMs: this.started,
+            endMs,
+            bytesReceived: head.headSize + this.reqBodyBytes,
+            bytesSent: this.client.bytesWritten - this.sent0,
+            upstream,
+            traceId: this.hop?.traceId ?? traceIdOf(getHeader(h, 'traceparent')),
+          },
+          { upstream_instance: ep?.host ?? '', retries: this.retries },
+        ),
+      );
     }
     const hop = this.hop;
     if (hop !== null) {
