@@ -6,16 +6,8 @@ import net from 'node:net';
 import path from 'node:path';
 import WebSocket from 'ws';
 
-export async function freePort(host = '127.0.0.1'): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const s = net.createServer();
-    s.once('error', reject);
-    s.listen(0, host, () => {
-      const port = (s.address() as net.AddressInfo).port;
-      s.close(() => resolve(port));
-    });
-  });
-}
+// One way to find a free port for both benchmarks.
+export { freePort } from '../bench/netutil.js';
 
 function canConnect(port: number): Promise<boolean> {
   return new Promise((resolve) => {

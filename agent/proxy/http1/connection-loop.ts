@@ -155,6 +155,11 @@ export abstract class Http1Session extends ResponseForwarder {
   }
 
   /** Close everything now (client and upstream). */
+  /** A request is being served: a draining agent waits for it, and closes the connection after. */
+  get busy(): boolean {
+    return this.inExchange;
+  }
+
   teardown(): void {
     if (this.closed) return;
     this.closed = true;

@@ -44,11 +44,7 @@ export class InboundSession extends Http1Session {
     this.edge = owner.metrics.edge('inbound', peer.source, peer.service.name);
   }
 
-  /** A request is being served: a draining agent waits for it, and closes the connection after. */
-  busy = false;
-
   protected onRequest(head: RequestHead): void {
-    this.busy = true;
     this.started = performance.now();
     // The policy in force now, not the one of when the connection was made.
     const svc = (this.svc = this.owner.currentService(this.peer.service));
@@ -122,7 +118,6 @@ export class InboundSession extends Http1Session {
   }
 
   protected onExchangeEnd(): void {
-    this.busy = false;
     if (this.logThis || this.hop !== null) {
       this.observe();
       this.logThis = false;

@@ -72,11 +72,7 @@ export class OutboundSession extends Http1Session implements DialOwner {
     this.edge = owner.metrics.edge('outbound', owner.source(), service);
   }
 
-  /** A request is being served: a draining agent waits for it, and closes the connection after. */
-  busy = false;
-
   protected onRequest(head: RequestHead): void {
-    this.busy = true;
     this.started = performance.now();
     const service = this.service;
     const up = this.owner.upstream(service);
@@ -400,7 +396,6 @@ export class OutboundSession extends Http1Session implements DialOwner {
   }
 
   protected onExchangeEnd(): void {
-    this.busy = false;
     if (this.logThis || this.hop !== null) {
       this.observe();
       this.logThis = false;
