@@ -23,6 +23,7 @@ import { collectFacts, type Facts } from './facts.js';
 import { createHealthSource } from './health-link.js';
 import { AgentMetrics } from './metrics/agent-metrics.js';
 import { StateStore } from './state/store.js';
+import { reopenLogsOnSighup } from './reload.js';
 
 /** Seams for tests; production uses the defaults. */
 export interface AgentDeps {
@@ -185,6 +186,7 @@ export async function startAgent(config: HostConfig, deps: AgentDeps = {}): Prom
 /** Run until SIGTERM or SIGINT, then stop everything and resolve (exit code 0). */
 export async function runAgent(config: HostConfig): Promise<void> {
   const log = createLogger('hostmesh-agent', { level: config.logLevel });
+  reopenLogsOnSighup(log);
   const stop = new AbortController();
   const onSignal = (signal: NodeJS.Signals): void => {
     log.info({ signal }, 'stopping');

@@ -49,7 +49,7 @@ export const UpstreamSchema = Type.Object(
 /** Data-plane observability, all optional (see README "Metrics, access logs and tracing"). */
 export const MetricsConfigSchema = Type.Object(
   {
-    traffic: Type.Optional(Type.Boolean({ description: 'per-request and per-connection metrics (requests, latency, connections, bytes); default true' })),
+    traffic: Type.Optional(Type.Boolean({ description: 'per-request and per-connection metrics (requests, latency, connections, bytes) on /metrics; false leaves them out (hostmesh stat still works); default true' })),
     summaryInterval: Type.Optional(Type.String({ pattern: DURATION_PATTERN, description: 'how often golden-metric summaries go to the server (hostmesh stat), 1s to 60s; default 10s' })),
   },
   { additionalProperties: false },

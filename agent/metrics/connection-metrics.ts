@@ -52,9 +52,13 @@ export class ConnectionMetrics {
 
   constructor(
     registry: Registry,
-    /** False: group() returns null and nothing is tracked. */
+    /**
+     * False (`metrics.traffic: false`): group() returns null, nothing is tracked and nothing is
+     * registered. Nothing else reads these figures.
+     */
     readonly enabled = true,
   ) {
+    if (!enabled) return;
     const groups = this.groups;
     const registers = [registry];
     const labels = (g: ConnGroup): Record<(typeof LABELS)[number], string> => ({ direction: g.direction, service: g.service, protocol: g.protocol });

@@ -1,5 +1,8 @@
 // Request counts and latency histograms of the L7 proxy, kept per edge (direction, source service,
 // destination service) in plain numbers and arrays, and handed to prom-client only when scraped.
+// They are kept whether or not Prometheus sees them: the golden-metric summaries the agent sends
+// the server (agent/stats/summarizer.ts, `hostmesh stat`) are read from the same edges, and
+// `metrics.traffic: false` only leaves them out of /metrics.
 //
 // Why not prom-client's inc()/observe() per request: each call builds a label-hash string and, for
 // histograms, a closure: about 1 µs and some garbage per request per agent (measured with 4 labels).
@@ -109,9 +112,13 @@ export class RequestMetrics {
 
   constructor(
     registry: Registry,
-    /** False: edge() returns null and sessions record nothing (to measure what metrics cost). */
-    readonly enabled = true,
+    /**
+     * False: the edges are still kept (for the summaries) but the request counter and histogram
+     * are not registered, so a scrape neither builds nor serves their series.
+     */
+    readonly exposed = true,
   ) {
+    if (!exposed) return;
     const all = this.all;
     new Counter({
       name: 'hostmesh_requests_total',
@@ -131,9 +138,8 @@ export class RequestMetrics {
     new EdgeDurationHistogram(registry, () => all);
   }
 
-  /** The edge's stats, made on first use; null when request metrics are off. Call once per connection, not per request. */
-  edge(direction: Direction, source: string, destination: string): EdgeStats | null {
-    if (!this.enabled) return null;
+  /** The edge's stats, made on first use. Call once per connection, not per request. */
+  edge(direction: Direction, source: string, destination: string): EdgeStats {
     let bySource = this.edgeMap.get(direction);
     if (bySource === undefined) this.edgeMap.set(direction, (bySource = new Map()));
     let byDest = bySource.get(source);

@@ -3,8 +3,10 @@
 // or from instance ports.
 //
 // Per-request and per-connection figures (requests, latency, connections, bytes) are kept by
-// RequestMetrics and ConnectionMetrics, cheaply, and can be turned off (`metrics.traffic: false`);
-// the rest counts rare events (a retry, a denial, an ejection) with prom-client directly.
+// RequestMetrics and ConnectionMetrics, cheaply. `metrics.traffic: false` takes them off /metrics
+// and stops the connection tracking; the per-edge request figures are still kept, because the
+// golden-metric summaries (`hostmesh stat`) are made from them. The rest counts rare events (a
+// retry, a denial, an ejection) with prom-client directly.
 import { Counter, Gauge, type Registry } from 'prom-client';
 import { ConnectionMetrics, type ConnGroup, type Protocol } from '../metrics/connection-metrics.js';
 import { RequestMetrics, type Direction, type EdgeStats } from '../metrics/request-metrics.js';
@@ -64,8 +66,8 @@ export class ProxyMetrics {
     this.upstreams = list;
   }
 
-  /** Per-request stats of an edge (null when traffic metrics are off). Once per connection. */
-  edge(direction: Direction, source: string, destination: string): EdgeStats | null {
+  /** Per-request stats of an edge (kept even with traffic metrics off: the summaries read them). Once per connection. */
+  edge(direction: Direction, source: string, destination: string): EdgeStats {
     return this.requests.edge(direction, source, destination);
   }
 

@@ -1,6 +1,8 @@
 // Golden-metric summaries for the server: every interval, what each edge saw since the last one
-// (requests, failures, latency buckets), read from the counters the proxy already keeps for
-// Prometheus. Nothing is added to the per-request path; a summary costs one pass over the edges.
+// (requests, failures, latency buckets), read from the per-edge totals the proxy keeps for
+// Prometheus. Those are kept with `metrics.traffic: false` too (which only takes them off /metrics):
+// `hostmesh stat` is the view for operators without Prometheus. Nothing is added to the
+// per-request path; a summary costs one pass over the edges.
 import { LATENCY_BOUNDS_SECONDS, LATENCY_BUCKETS, type Direction, type EdgeSummary } from '../../shared/golden.js';
 import type { Logger } from '../../shared/log.js';
 import type { StatsMsg } from '../../shared/protocol.js';
