@@ -19,6 +19,7 @@ import { ProxyMetrics } from './metrics.js';
 import type { EdgeStats } from '../metrics/request-metrics.js';
 import { OutboundHttp } from './outbound-http.js';
 import { handleOutboundTcp } from './outbound-tcp.js';
+import { MuxPool } from './tcp-mux/pool.js';
 import { TlsMaterial } from './tls-material.js';
 import { compileUpstream, UpstreamState } from './upstream.js';
 
@@ -33,7 +34,7 @@ export class ProxyDataPlane implements DataPlane {
   private inbound: InboundListener | null = null;
   private inboundHttp: InboundHttp | null = null;
   private outboundHttp: OutboundHttp | null = null;
-  private dialer: Dialer | null = null;
+  private tcpPool: MuxPool | null = null;
   private trustDomain = '';
 
   constructor(
@@ -56,7 +57,7 @@ export class ProxyDataPlane implements DataPlane {
   async start(certs: CertManager, trust: TrustBundle, trustDomain: string): Promise<void> {
     this.trustDomain ||= trustDomain;
     const material = (this.material = new TlsMaterial(certs, trust, this.callerService));
-    this.dialer = new Dialer(material, () => this.trustDomain);
+    this.tcpPool = new MuxPool(new Dialer(material, () => this.trustDomain), material);
     this.inboundHttp = new InboundHttp(this.metrics, this.log.child({ side: 'inbound' }), () => this.inboundState?.services, this.obs);
     this.outboundHttp = new OutboundHttp(
       (s) => this.upstreams.get(s),
@@ -136,6 +137,8 @@ export class ProxyDataPlane implements DataPlane {
     for (;;) {
       this.inboundHttp?.closeIdle();
       this.outboundHttp?.closeIdle();
+      this.inbound?.closeIdle();
+      this.tcpPool?.closeIdle();
       const open = this.listeners.openConnections() + (this.inbound?.openConnections() ?? 0);
       if (open === 0 || Date.now() >= deadline) return open;
       await new Promise((r) => setTimeout(r, 25));
@@ -147,16 +150,17 @@ export class ProxyDataPlane implements DataPlane {
     await this.inbound?.close();
     this.inboundHttp?.close();
     this.outboundHttp?.close();
+    this.tcpPool?.close();
     await this.obs.close();
   }
 
   private onOutbound(service: string, socket: net.Socket): void {
     const up = this.upstreams.get(service);
-    if (!up || !this.dialer || !this.outboundHttp) {
+    if (!up || !this.tcpPool || !this.outboundHttp) {
       socket.destroy();
       return;
     }
     if (up.settings.protocol === 'http') this.outboundHttp.accept(service, socket);
-    else handleOutboundTcp(up, socket, this.dialer, this.metrics, this.log, this.obs.accessLog, this.callerService ?? `host/${this.config.name}`);
+    else handleOutboundTcp(up, socket, this.tcpPool, this.metrics, this.log, this.obs.accessLog, this.callerService ?? `host/${this.config.name}`);
   }
 }

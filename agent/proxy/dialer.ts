@@ -24,7 +24,8 @@ export class Dialer {
     private readonly trustDomain: () => string,
   ) {}
 
-  dial(service: string, ep: Endpoint, timeoutMs: number): Promise<tls.TLSSocket> {
+  /** `alpn`: protocols to offer (the tcp multiplexer); the caller reads socket.alpnProtocol. */
+  dial(service: string, ep: Endpoint, timeoutMs: number, alpn?: string[]): Promise<tls.TLSSocket> {
     const td = this.trustDomain();
     const expected = `spiffe://${td}/service/${service}`;
     return new Promise((resolve, reject) => {
@@ -41,6 +42,7 @@ export class Dialer {
           return undefined;
         },
         allowHalfOpen: true,
+        ...(alpn ? { ALPNProtocols: alpn } : {}),
       } as tls.ConnectionOptions);
       socket.setNoDelay(true);
       const timer = setTimeout(() => fail(new DialError('timeout', `connect to ${ep.address}:${ep.port} timed out after ${timeoutMs} ms`)), timeoutMs);

@@ -1,7 +1,8 @@
 // The inbound listener: TLS with the service certificate chosen by SNI, a client certificate
 // required and checked (chain to the mesh root by OpenSSL; SPIFFE ID, trust domain and usage
-// here), then the access policy, then the local instance. tcp services are piped; http services
-// go through inbound-http.ts, which checks the policy per request.
+// here), then the access policy, then the local instance. tcp services are piped, or, when the
+// caller negotiated the multiplexer (ALPN, tcp-mux/), carried as streams with the policy checked
+// per stream; http services go through inbound-http.ts, which checks the policy per request.
 import net from 'node:net';
 import tls from 'node:tls';
 import type { Logger } from '../../shared/log.js';
@@ -11,7 +12,12 @@ import type { InboundHttp } from './inbound-http.js';
 import type { ProxyMetrics } from './metrics.js';
 import { pipeBoth, tcpLine } from './outbound-tcp.js';
 import { peerIdentity, sourceName } from './peer-identity.js';
+import { MUX_ALPN } from './tcp-mux/frames.js';
+import { MuxSession, type MuxStream } from './tcp-mux/session.js';
 import { MIN_VERSION, SECURE_OPTIONS, type TlsMaterial } from './tls-material.js';
+
+/** An idle multiplexed session is closed after this; the calling side closes first (25 s). */
+const MUX_SERVER_IDLE_MS = 30_000;
 
 export interface LocalService {
   name: string;
@@ -43,6 +49,8 @@ export class InboundListener {
   private readonly sockets = new Set<net.Socket>();
   /** Connections past the handshake: what a drain waits for. */
   private readonly secured = new Set<tls.TLSSocket>();
+  private readonly muxSessions = new Set<MuxSession>();
+  private accepting = true;
 
   constructor(
     private readonly listen: { host: string; port: number },
@@ -69,7 +77,13 @@ export class InboundListener {
       ca: this.material.roots(),
       minVersion: MIN_VERSION,
       secureOptions: SECURE_OPTIONS,
+      // Offered only by callers that can multiplex tcp; http/1.1 so that an http client naming it is not refused.
+      ALPNProtocols: [MUX_ALPN, 'http/1.1'],
       allowHalfOpen: true,
+      // Replies leave as they are written: with Nagle, a frame written while an earlier one is
+      // unacknowledged (several streams on one session, a pipelined response) waited for the
+      // peer's delayed ACK, up to 40 ms.
+      noDelay: true,
       // A client that never finishes its handshake must not hold a socket forever.
       handshakeTimeout: 10_000,
     });
@@ -109,7 +123,15 @@ export class InboundListener {
    * and left without a word would otherwise hold the drain for the whole handshake timeout.
    */
   stopAccepting(): void {
+    this.accepting = false;
     this.server?.close();
+    // Callers open their next streams elsewhere; streams under way carry on.
+    for (const m of this.muxSessions) m.goAway();
+  }
+
+  /** Close multiplexed sessions that carry no stream (a drain). */
+  closeIdle(): void {
+    for (const m of this.muxSessions) if (m.streamCount === 0) m.close();
   }
 
   /** Connections still open past their handshake (tcp pipes and http sessions alike). */
@@ -162,6 +184,10 @@ export class InboundListener {
       this.http.accept(socket, peer);
       return;
     }
+    if (socket.alpnProtocol === MUX_ALPN) {
+      this.acceptMux(socket, peer);
+      return;
+    }
     const started = performance.now();
     const accessLog = service.accessLog ? this.accessLog : null;
     const decision = service.access.decide(peer.source, null, null);
@@ -187,6 +213,63 @@ export class InboundListener {
       }
     });
   }
+
+  private acceptMux(socket: tls.TLSSocket, peer: PeerInfo): void {
+    const session: MuxSession = new MuxSession(
+      socket,
+      'server',
+      {
+        onOpen: (id) => this.openStream(session, id, peer),
+        onClose: () => this.muxSessions.delete(session),
+      },
+      MUX_SERVER_IDLE_MS,
+    );
+    this.muxSessions.add(session);
+    if (!this.accepting) session.goAway();
+  }
+
+  /** One tcp connection of a multiplexed session: the policy as it stands now, then the local instance. */
+  private openStream(session: MuxSession, id: number, peer: PeerInfo): void {
+    const service = peer.service;
+    const started = performance.now();
+    const accessLog = service.accessLog ? this.accessLog : null;
+    const decision = service.access.decide(peer.source, null, null);
+    if (!decision.allowed || decision.wouldDeny) this.metrics.denied(service.name, decision.reason, decision.audit ? 'audit' : 'enforce');
+    if (!decision.allowed) {
+      this.log.info({ source: peer.spiffeId, service: service.name, reason: decision.reason }, 'tcp connection denied by access policy');
+      accessLog?.write(tcpLine('inbound', peer.source, service.name, '', started, 0, 0, decision.reason));
+      session.refuse(id, decision.reason);
+      return;
+    }
+    const local = net.connect({ host: service.host, port: service.port, allowHalfOpen: true, noDelay: true });
+    const stream = session.accept(id, local);
+    const to = `${service.host}:${service.port}`;
+    let failed: string | null = null;
+    local.once('error', (e) => {
+      if (!local.connecting) return;
+      failed = 'LOCAL_UNAVAILABLE';
+      stream.resetReason = failed;
+      this.log.warn({ service: service.name, err: e.message }, 'local instance refused a tcp connection');
+    });
+    local.once('connect', () => this.metrics.connGroup('inbound', service.name, 'tcp')?.track(streamCounters(stream)));
+    if (accessLog) local.once('close', () => accessLog.write(tcpLine('inbound', peer.source, service.name, to, started, stream.bytesIn, stream.bytesOut, failed)));
+  }
+}
+
+/**
+ * A stream seen as the connection metrics see a socket: `bytesRead` is what the caller sent, as for
+ * a one-to-one inbound connection, not what the local socket read.
+ */
+function streamCounters(stream: MuxStream): net.Socket {
+  return {
+    get bytesRead() {
+      return stream.bytesIn;
+    },
+    get bytesWritten() {
+      return stream.bytesOut;
+    },
+    once: (event: string, fn: () => void) => stream.socket.once(event, fn),
+  } as unknown as net.Socket;
 }
 
 function handshakeReason(err: NodeJS.ErrnoException): string {

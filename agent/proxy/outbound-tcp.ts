@@ -1,15 +1,16 @@
-// Outbound L4: an app's TCP connection to an upstream's local port is carried, byte for byte, over
-// one mTLS connection to a healthy instance's agent. A connect failure is retried on another
-// instance (no byte has left yet); after that the two sockets are piped both ways, each direction
-// ending on its own (half-close), with backpressure from pipe().
+// Outbound L4: an app's TCP connection to an upstream's local port is carried, byte for byte, to a
+// healthy instance's agent: as a stream of the multiplexed mTLS session to that agent
+// (tcp-mux/), or over an mTLS connection of its own to an agent without the multiplexer. A connect
+// failure is retried on another instance (no byte has left yet). Each direction ends on its own
+// (half-close), with backpressure (stream windows, or pipe() one-to-one).
 import type net from 'node:net';
-import type tls from 'node:tls';
 import type { Logger } from '../../shared/log.js';
 import type { Endpoint } from '../../shared/protocol.js';
 import { coarseClock } from '../lb/index.js';
 import type { AccessLog } from '../observability/access-log.js';
-import { DialError, type Dialer } from './dialer.js';
+import { DialError } from './dialer.js';
 import type { ProxyMetrics } from './metrics.js';
+import type { MuxPool, TcpCarrier } from './tcp-mux/pool.js';
 import type { UpstreamState } from './upstream.js';
 
 const MAX_CONNECT_ATTEMPTS = 3;
@@ -17,7 +18,7 @@ const MAX_CONNECT_ATTEMPTS = 3;
 export function handleOutboundTcp(
   up: UpstreamState,
   client: net.Socket,
-  dialer: Dialer,
+  pool: MuxPool,
   metrics: ProxyMetrics,
   log: Logger,
   accessLog: AccessLog | null = null,
@@ -42,15 +43,20 @@ export function handleOutboundTcp(
   };
   client.once('close', release);
   client.on('error', () => undefined);
-  void connect(up, dialer, metrics, 0, null).then(
-    (remote) => {
+  void connect(up, pool, metrics, 0, null).then(
+    ({ carrier, to }) => {
       if (client.destroyed) {
-        remote.destroy();
+        if ('socket' in carrier) carrier.socket.destroy();
         return;
       }
       metrics.connGroup('outbound', up.service, 'tcp')?.track(client);
-      const to = `${remote.remoteAddress ?? ''}:${remote.remotePort ?? ''}`;
-      pipeBoth(client, remote, logIt ? () => accessLog.write(tcpLine('outbound', source, up.service, to, started, client.bytesRead, client.bytesWritten, null)) : noop);
+      const done = logIt ? () => accessLog.write(tcpLine('outbound', source, up.service, to, started, client.bytesRead, client.bytesWritten, null)) : noop;
+      if ('socket' in carrier) {
+        pipeBoth(client, carrier.socket, done);
+        return;
+      }
+      carrier.session.openStream(client);
+      client.once('close', done);
     },
     (e: Error) => {
       log.debug({ service: up.service, err: e.message }, 'no upstream connection for a tcp client');
@@ -86,7 +92,7 @@ export function tcpLine(
   };
 }
 
-async function connect(up: UpstreamState, dialer: Dialer, metrics: ProxyMetrics, attempt: number, avoid: Endpoint | null): Promise<tls.TLSSocket> {
+async function connect(up: UpstreamState, pool: MuxPool, metrics: ProxyMetrics, attempt: number, avoid: Endpoint | null): Promise<{ carrier: TcpCarrier; to: string }> {
   const eligible = up.current();
   let ep = up.balancer.pick(eligible);
   // One re-pick to avoid the endpoint that just failed, when there is another.
@@ -95,16 +101,16 @@ async function connect(up: UpstreamState, dialer: Dialer, metrics: ProxyMetrics,
   const started = performance.now();
   up.balancer.onStart(ep.host);
   try {
-    const s = await dialer.dial(up.service, ep, up.settings.connectTimeoutMs);
+    const carrier = await pool.carrier(up.service, ep, up.settings.connectTimeoutMs);
     up.balancer.onFinish(ep.host, performance.now() - started, true);
     up.outlier.onSuccess(ep.host);
-    return s;
+    return { carrier, to: `${ep.address}:${ep.port}` };
   } catch (e) {
     up.balancer.onFinish(ep.host, performance.now() - started, false);
     if (up.outlier.onFailure(ep.host, coarseClock.now())) metrics.ejected(up.service);
     if (e instanceof DialError && attempt + 1 < MAX_CONNECT_ATTEMPTS) {
       metrics.retried(up.service);
-      return connect(up, dialer, metrics, attempt + 1, ep);
+      return connect(up, pool, metrics, attempt + 1, ep);
     }
     throw e;
   }

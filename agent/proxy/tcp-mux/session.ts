@@ -1,0 +1,336 @@
+// One mTLS connection between two agents carrying many tcp connections as streams (frames.ts).
+// Each stream is bound to a plain socket on this side: the app's connection on the calling agent,
+// the connection to the local instance on the serving one. Bytes, half-closes and resets cross as
+// frames; each direction of each stream is flow-controlled on its own (STREAM_WINDOW), so one slow
+// reader holds back its own stream and nothing else.
+//
+// Frames queued during one event-loop turn are written together in the check phase (setImmediate):
+// one TLS record and one send() for everything the turn produced.
+import type net from 'node:net';
+import type tls from 'node:tls';
+import { FrameReader, FrameType, MAX_PAYLOAD, MuxProtocolError, STREAM_WINDOW, header, resetFrame, windowFrame } from './frames.js';
+
+/** Credit is returned once this much was passed on, not per frame: request/response traffic rarely needs a Window frame. */
+const CREDIT_AFTER = STREAM_WINDOW / 2;
+/** The most streams a session carries at once; the calling side opens another session past it. */
+export const MAX_STREAMS = 1024;
+/** Stream ids are not reused: a session that used this many takes no new stream (a new one is dialed). */
+const MAX_STREAM_ID = 0x7fffffff;
+
+export type Role = 'client' | 'server';
+
+export class MuxStream {
+  /** Bytes this side may still send before the peer returns credit. */
+  sendWindow = STREAM_WINDOW;
+  /** Bytes received and passed on, not yet credited back. */
+  private unacked = 0;
+  /** Bytes received while the socket was congested: credited when it drains. */
+  private held = 0;
+  /** Received and not yet credited: what the peer believes is outstanding. */
+  private outstanding = 0;
+  sentFin = false;
+  gotFin = false;
+  private reset = false;
+  private pausedForWindow = false;
+  pausedForSession = false;
+  /** The reason sent to the peer if the socket closes before both halves ended. */
+  resetReason = 'RESET';
+  /** Payload bytes from the peer / to the peer. */
+  bytesIn = 0;
+  bytesOut = 0;
+
+  constructor(
+    readonly id: number,
+    readonly socket: net.Socket,
+    private readonly session: MuxSession,
+  ) {
+    socket.on('data', (chunk: Buffer) => this.onSocketData(chunk));
+    socket.on('end', () => {
+      this.sentFin = true;
+      session.send(header(FrameType.Fin, id, 0));
+    });
+    socket.on('drain', () => this.credit(true));
+    socket.on('error', () => undefined);
+    socket.on('close', () => {
+      // Closed without both halves ending cleanly (error, destroy, reset from our side): tell the peer.
+      if (!this.reset && !(this.sentFin && this.gotFin)) session.send(resetFrame(id, this.resetReason));
+      session.forget(this);
+    });
+  }
+
+  private onSocketData(chunk: Buffer): void {
+    const s = this.session;
+    this.bytesOut += chunk.length;
+    if (chunk.length <= MAX_PAYLOAD) {
+      s.send(header(FrameType.Data, this.id, chunk.length), chunk);
+    } else {
+      for (let at = 0; at < chunk.length; at += MAX_PAYLOAD) {
+        const part = chunk.subarray(at, Math.min(chunk.length, at + MAX_PAYLOAD));
+        s.send(header(FrameType.Data, this.id, part.length), part);
+      }
+    }
+    this.sendWindow -= chunk.length;
+    if (this.sendWindow <= 0) {
+      this.pausedForWindow = true;
+      this.socket.pause();
+    } else if (s.congested && !this.pausedForSession) {
+      this.pausedForSession = true;
+      s.pauseForSession(this);
+      this.socket.pause();
+    }
+  }
+
+  /** Data frame from the peer. */
+  onData(payload: Buffer): void {
+    if (this.gotFin) throw new MuxProtocolError(`data after end on stream ${this.id}`);
+    const n = payload.length;
+    this.outstanding += n;
+    if (this.outstanding > STREAM_WINDOW + MAX_PAYLOAD) throw new MuxProtocolError(`stream ${this.id} sent past its window`);
+    this.bytesIn += n;
+    if (this.socket.write(payload)) {
+      this.unacked += n;
+      if (this.unacked >= CREDIT_AFTER) this.credit(false);
+    } else {
+      this.held += n;
+    }
+  }
+
+  private credit(drained: boolean): void {
+    const n = drained ? this.unacked + this.held : this.unacked;
+    if (n === 0) return;
+    this.unacked = 0;
+    if (drained) this.held = 0;
+    this.outstanding -= n;
+    this.session.send(windowFrame(this.id, n));
+  }
+
+  onWindow(increment: number): void {
+    this.sendWindow += increment;
+    if (this.pausedForWindow && this.sendWindow > 0) {
+      this.pausedForWindow = false;
+      if (!this.pausedForSession) this.socket.resume();
+    }
+  }
+
+  resumeFromSession(): void {
+    this.pausedForSession = false;
+    if (!this.pausedForWindow) this.socket.resume();
+  }
+
+  onFin(): void {
+    this.gotFin = true;
+    this.socket.end();
+  }
+
+  /** The peer reset the stream, or the session is gone. */
+  abort(): void {
+    this.reset = true;
+    this.socket.destroy();
+  }
+}
+
+export interface MuxSessionEvents {
+  /** Server side: a new stream; answer at once with session.accept(id, socket) or session.refuse(id, reason). */
+  onOpen?(id: number): void;
+  /** The session closed (both sides); every stream is gone. */
+  onClose?(): void;
+  /** A stream ended (after its socket closed). */
+  onStreamClosed?(stream: MuxStream): void;
+}
+
+export class MuxSession {
+  private readonly streams = new Map<number, MuxStream>();
+  private readonly reader: FrameReader;
+  private out: Buffer[] = [];
+  private outBytes = 0;
+  private flushing = false;
+  congested = false;
+  private readonly sessionPaused = new Set<MuxStream>();
+  private nextId = 1;
+  private lastPeerId = 0;
+  /** No new streams: we or the peer sent GoAway. */
+  goingAway = false;
+  closed = false;
+  private idleTimer: NodeJS.Timeout | null = null;
+
+  constructor(
+    readonly socket: tls.TLSSocket,
+    readonly role: Role,
+    private readonly events: MuxSessionEvents,
+    private readonly idleMs: number,
+    /** TlsMaterial.version the session was made with (client side): pools retire older ones. */
+    readonly version = 0,
+  ) {
+    this.reader = new FrameReader((t, id, p) => this.onFrame(t, id, p));
+    socket.on('data', (chunk: Buffer) => {
+      try {
+        this.reader.push(chunk);
+      } catch (e) {
+        this.destroy(e instanceof Error ? e : new Error(String(e)));
+      }
+    });
+    socket.on('drain', () => this.onDrain());
+    socket.on('error', () => undefined);
+    socket.on('end', () => this.destroy());
+    socket.on('close', () => this.destroy());
+    this.armIdle();
+    socket.resume();
+  }
+
+  get streamCount(): number {
+    return this.streams.size;
+  }
+
+  /** Can carry one more new stream. */
+  get open(): boolean {
+    return !this.closed && !this.goingAway && this.streams.size < MAX_STREAMS && this.nextId < MAX_STREAM_ID;
+  }
+
+  /** Client side: carry `socket` as a new stream. */
+  openStream(socket: net.Socket): MuxStream {
+    const id = this.nextId;
+    this.nextId += 1;
+    const stream = new MuxStream(id, socket, this);
+    this.streams.set(id, stream);
+    this.disarmIdle();
+    this.send(header(FrameType.Open, id, 0));
+    socket.resume();
+    return stream;
+  }
+
+  /** Queue frames; they leave together at the end of this event-loop turn. */
+  send(a: Buffer, b?: Buffer): void {
+    if (this.closed) return;
+    this.out.push(a);
+    this.outBytes += a.length;
+    if (b !== undefined) {
+      this.out.push(b);
+      this.outBytes += b.length;
+    }
+    if (!this.flushing) {
+      this.flushing = true;
+      setImmediate(this.flush);
+    }
+  }
+
+  private readonly flush = (): void => {
+    this.flushing = false;
+    if (this.closed || this.out.length === 0) return;
+    const data = this.out.length === 1 ? this.out[0]! : Buffer.concat(this.out, this.outBytes);
+    this.out = [];
+    this.outBytes = 0;
+    if (!this.socket.write(data)) this.congested = true;
+  };
+
+  pauseForSession(s: MuxStream): void {
+    this.sessionPaused.add(s);
+  }
+
+  private onDrain(): void {
+    this.congested = false;
+    for (const s of this.sessionPaused) s.resumeFromSession();
+    this.sessionPaused.clear();
+  }
+
+  /** No new streams from now; close once the last one ends. */
+  goAway(): void {
+    if (this.closed || this.goingAway) return;
+    this.goingAway = true;
+    this.send(header(FrameType.GoAway, 0, 0));
+    if (this.streams.size === 0) this.close();
+  }
+
+  forget(s: MuxStream): void {
+    if (this.streams.get(s.id) !== s) return;
+    this.streams.delete(s.id);
+    this.sessionPaused.delete(s);
+    this.events.onStreamClosed?.(s);
+    if (this.streams.size === 0) {
+      if (this.goingAway) this.close();
+      else this.armIdle();
+    }
+  }
+
+  /** Close after writing what is queued. */
+  close(): void {
+    if (this.closed) return;
+    this.flush();
+    this.socket.end();
+    this.destroy();
+  }
+
+  destroy(err?: Error): void {
+    if (this.closed) return;
+    this.closed = true;
+    this.disarmIdle();
+    if (err) this.socket.destroy();
+    else if (!this.socket.writableEnded) this.socket.destroy();
+    for (const s of this.streams.values()) s.abort();
+    this.streams.clear();
+    this.sessionPaused.clear();
+    this.events.onClose?.();
+  }
+
+  private onFrame(type: number, id: number, payload: Buffer): void {
+    if (this.closed) return;
+    if (type === FrameType.Data) {
+      // A stream we reset may still have frames in flight: dropped.
+      this.streams.get(id)?.onData(payload);
+      return;
+    }
+    if (type === FrameType.Window) {
+      if (payload.length !== 4) throw new MuxProtocolError('window frame without a 4-byte increment');
+      this.streams.get(id)?.onWindow(payload.readUInt32BE(0));
+      return;
+    }
+    if (type === FrameType.Fin) {
+      this.streams.get(id)?.onFin();
+      return;
+    }
+    if (type === FrameType.Reset) {
+      this.streams.get(id)?.abort();
+      return;
+    }
+    if (type === FrameType.GoAway) {
+      this.goingAway = true;
+      if (this.streams.size === 0) this.close();
+      return;
+    }
+    // Open
+    if (this.role !== 'server') throw new MuxProtocolError('the serving agent opened a stream');
+    if (id <= this.lastPeerId) throw new MuxProtocolError(`stream id ${id} reused or out of order`);
+    this.lastPeerId = id;
+    if (this.goingAway) return void this.send(resetFrame(id, 'GOING_AWAY'));
+    if (this.streams.size >= MAX_STREAMS) return void this.send(resetFrame(id, 'TOO_MANY_STREAMS'));
+    if (this.events.onOpen) this.events.onOpen(id);
+    else this.refuse(id, 'NOT_ACCEPTED');
+  }
+
+  /** Server side, from onOpen: carry stream `id` to and from `socket`. */
+  accept(id: number, socket: net.Socket): MuxStream {
+    const stream = new MuxStream(id, socket, this);
+    this.streams.set(id, stream);
+    this.disarmIdle();
+    return stream;
+  }
+
+  /** Server side, from onOpen: reset stream `id` with a reason code. */
+  refuse(id: number, reason: string): void {
+    this.send(resetFrame(id, reason));
+  }
+
+  private armIdle(): void {
+    if (this.idleMs <= 0 || this.closed) return;
+    this.disarmIdle();
+    this.idleTimer = setTimeout(() => this.close(), this.idleMs);
+    this.idleTimer.unref();
+  }
+
+  private disarmIdle(): void {
+    if (this.idleTimer !== null) {
+      clearTimeout(this.idleTimer);
+      this.idleTimer = null;
+    }
+  }
+}
+

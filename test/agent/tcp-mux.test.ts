@@ -1,0 +1,296 @@
+// The tcp multiplexer on its own (agent/proxy/tcp-mux/): two MuxSessions over one loopback
+// connection (TLS between real agents is covered in test/e2e), "app" connections on the calling
+// side and "local instance" connections on the serving side, all real sockets. Checks are on what
+// the peers see: bytes, ends, resets, and that one stalled stream holds back nothing else.
+import assert from 'node:assert/strict';
+import { once } from 'node:events';
+import net from 'node:net';
+import tls from 'node:tls';
+import crypto from 'node:crypto';
+import { execFileSync } from 'node:child_process';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { test, type TestContext } from 'node:test';
+import { FrameReader, FrameType, MAX_PAYLOAD, MUX_ALPN, MuxProtocolError, STREAM_WINDOW, header } from '../../agent/proxy/tcp-mux/frames.js';
+import { MuxPool } from '../../agent/proxy/tcp-mux/pool.js';
+import { MuxSession } from '../../agent/proxy/tcp-mux/session.js';
+import type { Dialer } from '../../agent/proxy/dialer.js';
+import type { TlsMaterial } from '../../agent/proxy/tls-material.js';
+import type { Endpoint } from '../../shared/protocol.js';
+
+const T = { timeout: 20_000 };
+const MiB = 1024 * 1024;
+const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
+
+async function until(cond: () => boolean, ms = 5000, what = 'condition'): Promise<void> {
+  const end = Date.now() + ms;
+  while (!cond()) {
+    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
+    await sleep(5);
+  }
+}
+
+/** Resolves when the peer of `s` has gone: its end arrived, or the connection closed or failed. */
+function gone(s: net.Socket): Promise<void> {
+  return new Promise((resolve) => {
+    s.once('end', resolve);
+    s.once('close', resolve);
+    s.once('error', () => resolve());
+  });
+}
+
+/** Two connected loopback sockets. */
+async function socketPair(t: TestContext): Promise<[net.Socket, net.Socket]> {
+  const server = net.createServer({ allowHalfOpen: true });
+  server.listen(0, '127.0.0.1');
+  await once(server, 'listening');
+  const accepted = once(server, 'connection');
+  const a = net.connect({ port: (server.address() as net.AddressInfo).port, host: '127.0.0.1', allowHalfOpen: true });
+  const [b] = (await accepted) as [net.Socket];
+  await once(a, 'connect');
+  server.close();
+  t.after(() => {
+    a.destroy();
+    b.destroy();
+  });
+  return [a, b];
+}
+
+/** Reads everything a socket sends until it ends. */
+function collect(s: net.Socket): { data: () => Buffer; ended: Promise<void> } {
+  const chunks: Buffer[] = [];
+  s.on('data', (c: Buffer) => chunks.push(c));
+  const ended = new Promise<void>((resolve) => s.once('end', () => resolve()));
+  return { data: () => Buffer.concat(chunks), ended };
+}
+
+/**
+ * A client session and a server session over one connection. The server side connects each
+ * stream to a "local instance" listener, at once as the agent does; `local()` of an opened stream
+ * is that listener's end of it (once connected).
+ */
+async function sessions(t: TestContext, onOpen?: (server: MuxSession, id: number) => boolean) {
+  const [ca, sa] = await socketPair(t);
+  const instance = net.createServer({ allowHalfOpen: true });
+  const byPort = new Map<number, net.Socket>();
+  instance.on('connection', (s: net.Socket) => byPort.set(s.remotePort!, s));
+  instance.listen(0, '127.0.0.1');
+  await once(instance, 'listening');
+  const instancePort = (instance.address() as net.AddressInfo).port;
+  const nearById = new Map<number, net.Socket>();
+  const server: MuxSession = new MuxSession(
+    sa as unknown as tls.TLSSocket,
+    'server',
+    {
+      onOpen: (id) => {
+        if (onOpen && !onOpen(server, id)) return;
+        const near = net.connect({ port: instancePort, host: '127.0.0.1', allowHalfOpen: true });
+        nearById.set(id, near);
+        server.accept(id, near);
+      },
+    },
+    0,
+  );
+  const client = new MuxSession(ca as unknown as tls.TLSSocket, 'client', {}, 0);
+  t.after(() => {
+    client.destroy();
+    server.destroy();
+    for (const s of byPort.values()) s.destroy();
+    instance.close();
+  });
+  const local = (id: number): net.Socket | undefined => {
+    const near = nearById.get(id);
+    return near?.localPort === undefined ? undefined : byPort.get(near.localPort);
+  };
+  /** An app connection carried as a new stream: the app's end, and the instance's end once there. */
+  const open = async (): Promise<{ app: net.Socket; local: () => net.Socket }> => {
+    const [app, near] = await socketPair(t);
+    near.pause();
+    const stream = client.openStream(near);
+    return { app, local: () => local(stream.id)! };
+  };
+  return { client, server, open, wire: ca };
+}
+
+test('frames cut at every byte boundary are read back the same', () => {
+  const frames = [
+    Buffer.concat([header(FrameType.Open, 1, 0)]),
+    Buffer.concat([header(FrameType.Data, 1, 5), Buffer.from('hello')]),
+    Buffer.concat([header(FrameType.Data, 7, 300), crypto.randomBytes(300)]),
+    Buffer.concat([header(FrameType.Fin, 1, 0)]),
+  ];
+  const wire = Buffer.concat(frames);
+  for (let cut = 0; cut <= wire.length; cut++) {
+    const got: string[] = [];
+    const r = new FrameReader((type, id, p) => got.push(`${type}/${id}/${p.toString('hex')}`));
+    r.push(wire.subarray(0, cut));
+    r.push(wire.subarray(cut));
+    assert.deepEqual(got, frames.map((f) => `${f[0]}/${f.readUInt32BE(1)}/${f.subarray(9).toString('hex')}`), `cut at ${cut}`);
+  }
+  // One byte at a time.
+  let n = 0;
+  const r = new FrameReader(() => n++);
+  for (const b of wire) r.push(Buffer.from([b]));
+  assert.equal(n, frames.length);
+});
+
+test('a frame no agent would send is a protocol error', () => {
+  const r = () => new FrameReader(() => undefined);
+  assert.throws(() => r().push(header(99 as FrameType, 1, 0)), MuxProtocolError);
+  assert.throws(() => r().push(header(FrameType.Data, 1, MAX_PAYLOAD + 1)), MuxProtocolError);
+});
+
+test('many streams over one connection carry their own bytes both ways, in order', T, async (t) => {
+  const { open } = await sessions(t);
+  const n = 40;
+  const streams = await Promise.all(Array.from({ length: n }, () => open()));
+  await until(() => streams.every((s) => s.local() !== undefined), 5000, 'every stream at the instance');
+  const payloads = streams.map(() => crypto.randomBytes(20_000 + Math.floor(Math.random() * 200_000)));
+  const atLocal = streams.map((s) => collect(s.local()));
+  const atApp = streams.map((s) => collect(s.app));
+  streams.forEach((s, i) => {
+    s.app.end(payloads[i]!);
+    s.local().end(Buffer.from(`reply ${i}`));
+  });
+  await Promise.all(atLocal.map((c) => c.ended));
+  await Promise.all(atApp.map((c) => c.ended));
+  streams.forEach((_, i) => {
+    assert.ok(atLocal[i]!.data().equals(payloads[i]!), `stream ${i} request bytes`);
+    assert.equal(atApp[i]!.data().toString(), `reply ${i}`);
+  });
+});
+
+test('half-close: the app ends its side and still receives the reply', T, async (t) => {
+  const { open } = await sessions(t);
+  const { app, local } = await open();
+  await until(() => local() !== undefined);
+  const atLocal = collect(local());
+  const atApp = collect(app);
+  app.end('question');
+  await atLocal.ended;
+  assert.equal(atLocal.data().toString(), 'question');
+  // The local side is still writable after the app's FIN.
+  local().write('answer, ');
+  await sleep(50);
+  local().end('late');
+  await atApp.ended;
+  assert.equal(atApp.data().toString(), 'answer, late');
+});
+
+test('a stalled reader holds back its own stream only; its bytes are all delivered once it reads', T, async (t) => {
+  const { open, server } = await sessions(t);
+  const slow = await open();
+  const fast = await open();
+  await until(() => slow.local() !== undefined && fast.local() !== undefined);
+  slow.local().pause();
+  const big = crypto.randomBytes(32 * MiB);
+  slow.app.end(big);
+  // The session moves at most a window (and a frame) past what the slow local reader took: the
+  // rest waits in the app's socket, not in the agents.
+  await sleep(300);
+  const slowStream = [...(server as unknown as { streams: Map<number, { bytesIn: number }> }).streams.values()][0]!;
+  const crossed = slowStream.bytesIn;
+  // What crossed is what the local socket's kernel buffers took, plus at most a window and a frame.
+  assert.ok(crossed < 16 * MiB, `${crossed} bytes crossed while the reader was stalled`);
+  await sleep(300);
+  assert.ok(slowStream.bytesIn - crossed <= STREAM_WINDOW + MAX_PAYLOAD, 'still moving while the reader is stalled');
+  // The other stream on the same session is not held back.
+  const atFast = collect(fast.local());
+  fast.app.end('not blocked');
+  await atFast.ended;
+  assert.equal(atFast.data().toString(), 'not blocked');
+  // Reading again: every byte arrives, in order.
+  const rest = collect(slow.local());
+  slow.local().resume();
+  await rest.ended;
+  assert.ok(rest.data().equals(big));
+});
+
+test('a reset on one side closes the other; a refused stream closes the app connection', T, async (t) => {
+  let refuse = false;
+  const { open } = await sessions(t, (server, id) => {
+    if (!refuse) return true;
+    server.refuse(id, 'DENIED');
+    return false;
+  });
+  const a = await open();
+  await until(() => a.local() !== undefined);
+  // The instance resets its connection: the app's connection is torn down (it sees its end).
+  const ended = gone(a.app);
+  a.local().resetAndDestroy();
+  await ended;
+  refuse = true;
+  const b = await open();
+  await gone(b.app);
+});
+
+test('goAway: no new streams, the open one finishes, then the session closes', T, async (t) => {
+  const { open, client, server } = await sessions(t);
+  const s = await open();
+  await until(() => s.local() !== undefined);
+  server.goAway();
+  await until(() => client.goingAway, 2000, 'client to see GoAway');
+  assert.equal(client.open, false);
+  const atApp = collect(s.app);
+  const atLocal = collect(s.local());
+  s.app.end('last words');
+  await atLocal.ended;
+  s.local().end('bye');
+  await atApp.ended;
+  assert.equal(atApp.data().toString(), 'bye');
+  await until(() => client.closed && server.closed, 2000, 'both sessions closed');
+});
+
+test('garbage from the peer closes the session and every stream on it', T, async (t) => {
+  const { open, client, wire } = await sessions(t);
+  const s = await open();
+  await until(() => s.local() !== undefined);
+  const appClosed = gone(s.app);
+  // The server's side of the wire is the session's socket: write straight into the client's.
+  (client.socket as unknown as net.Socket).emit('data', Buffer.from('GET / HTTP/1.1\r\n\r\n'));
+  await appClosed;
+  assert.equal(client.closed, true);
+  assert.ok(wire.destroyed);
+});
+
+test('the pool shares one session between connections, and falls back to one-to-one with a peer without the multiplexer', T, async (t) => {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'hm-mux-'));
+  t.after(() => fs.rmSync(dir, { recursive: true, force: true }));
+  execFileSync('openssl', ['req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256', '-nodes', '-keyout', `${dir}/k.pem`, '-out', `${dir}/c.pem`, '-days', '1', '-subj', '/CN=test'], { stdio: 'ignore' });
+  const key = fs.readFileSync(`${dir}/k.pem`);
+  const cert = fs.readFileSync(`${dir}/c.pem`);
+  const start = async (alpn: string[] | undefined): Promise<{ port: number; conns: () => number }> => {
+    let conns = 0;
+    const srv = tls.createServer({ key, cert, ...(alpn ? { ALPNProtocols: alpn } : {}) }, (s) => {
+      conns++;
+      s.on('error', () => undefined);
+    });
+    srv.listen(0, '127.0.0.1');
+    await once(srv, 'listening');
+    t.after(() => srv.close());
+    return { port: (srv.address() as net.AddressInfo).port, conns: () => conns };
+  };
+  const dialer = {
+    dial: (_service: string, ep: Endpoint, _timeout: number, alpn?: string[]) =>
+      new Promise<tls.TLSSocket>((resolve, reject) => {
+        const s = tls.connect({ host: ep.address, port: ep.port, rejectUnauthorized: false, ...(alpn ? { ALPNProtocols: alpn } : {}) }, () => resolve(s));
+        s.once('error', reject);
+      }),
+  } as unknown as Dialer;
+  const pool = new MuxPool(dialer, { version: 0 } as TlsMaterial);
+  t.after(() => pool.close());
+  const ep = (port: number): Endpoint => ({ host: `h${port}`, address: '127.0.0.1', port }) as Endpoint;
+
+  const muxPeer = await start([MUX_ALPN]);
+  const got = await Promise.all(Array.from({ length: 10 }, () => pool.carrier('svc', ep(muxPeer.port), 2000)));
+  assert.ok(got.every((g) => 'session' in g && g.session === (got[0] as { session: MuxSession }).session), 'one shared session');
+  await sleep(50);
+  assert.equal(muxPeer.conns(), 1);
+
+  const oldPeer = await start(undefined);
+  const raw = await Promise.all(Array.from({ length: 3 }, () => pool.carrier('svc', ep(oldPeer.port), 2000)));
+  assert.ok(raw.every((g) => 'socket' in g));
+  assert.equal(new Set(raw.map((g) => (g as { socket: tls.TLSSocket }).socket)).size, 3, 'each connection its own socket');
+  for (const g of raw) (g as { socket: tls.TLSSocket }).socket.destroy();
+});
