@@ -1,7 +1,11 @@
 // Runtime validation with TypeBox: compile a schema once, check values against it, and turn
 // failures into `{field, message}` violations a person can act on.
+//
+// Built on typebox/schema (Build, Errors), the layer typebox/compile's Validator wraps: the same
+// checking code and the same errors, without the Value.* operations (Clean, Convert, Default,
+// codecs…) that Validator pulls into the agent's bundle and we never call.
 import type { TSchema, Static } from 'typebox';
-import { Compile } from 'typebox/compile';
+import { Build, Errors } from 'typebox/schema';
 import { HmError, validationError, type Violation } from './errors.js';
 
 /** `/spec/rules/0/weight` → `spec.rules[0].weight` */
@@ -83,18 +87,32 @@ export interface Validator<T> {
   parse(value: unknown, what?: string): T;
 }
 
+/**
+ * A validator for `schema`, compiled on its first use rather than here: the modules in shared/
+ * declare every schema of the protocol and the resources, and a process checks only some of them
+ * (the agent never checks the resources or its own messages). Each compiled one holds its
+ * generated source and function; the agent compiled 20 at startup, for 7 it uses.
+ */
 export function compile<S extends TSchema>(schema: S): Validator<Static<S>> {
-  const compiled = Compile(schema);
+  let compiled: ((value: unknown) => boolean) | null = null;
+  const check = (value: unknown): value is Static<S> => {
+    if (compiled === null) {
+      const result = Build(schema).Evaluate();
+      compiled = (v) => result.Check(v);
+    }
+    return compiled(value);
+  };
+  const errors = (value: unknown): RawError[] => Errors(schema, value)[1] as unknown as RawError[];
   return {
     schema,
-    check: (value: unknown): value is Static<S> => compiled.Check(value),
+    check,
     violations(value: unknown, prefix = ''): Violation[] {
-      if (compiled.Check(value)) return [];
-      return toViolations(compiled.Errors(value) as unknown as RawError[], prefix);
+      if (check(value)) return [];
+      return toViolations(errors(value), prefix);
     },
     parse(value: unknown, what = 'body'): Static<S> {
-      if (compiled.Check(value)) return value;
-      throw validationError(toViolations(compiled.Errors(value) as unknown as RawError[], ''), what);
+      if (check(value)) return value;
+      throw validationError(toViolations(errors(value), ''), what);
     },
   };
 }
