@@ -34,7 +34,7 @@ export class ProxyDataPlane implements DataPlane {
   private inbound: InboundListener | null = null;
   private inboundHttp: InboundHttp | null = null;
   private outboundHttp: OutboundHttp | null = null;
-  private tcpPool: MuxPool | null = null;
+  private muxPool: MuxPool | null = null;
   private trustDomain = '';
 
   constructor(
@@ -57,12 +57,12 @@ export class ProxyDataPlane implements DataPlane {
   async start(certs: CertManager, trust: TrustBundle, trustDomain: string): Promise<void> {
     this.trustDomain ||= trustDomain;
     const material = (this.material = new TlsMaterial(certs, trust, this.callerService));
-    this.tcpPool = new MuxPool(new Dialer(material, () => this.trustDomain), material);
+    this.muxPool = new MuxPool(new Dialer(material, () => this.trustDomain), material);
     this.inboundHttp = new InboundHttp(this.metrics, this.log.child({ side: 'inbound' }), () => this.inboundState?.services, this.obs);
     this.outboundHttp = new OutboundHttp(
       (s) => this.upstreams.get(s),
+      this.muxPool,
       material,
-      () => this.trustDomain,
       () => (this.callerService ? `${this.callerService}` : `host/${this.config.name}`),
       this.metrics,
       this.log.child({ side: 'outbound' }),
@@ -138,7 +138,7 @@ export class ProxyDataPlane implements DataPlane {
       this.inboundHttp?.closeIdle();
       this.outboundHttp?.closeIdle();
       this.inbound?.closeIdle();
-      this.tcpPool?.closeIdle();
+      this.muxPool?.closeIdle();
       const open = this.listeners.openConnections() + (this.inbound?.openConnections() ?? 0);
       if (open === 0 || Date.now() >= deadline) return open;
       await new Promise((r) => setTimeout(r, 25));
@@ -150,17 +150,17 @@ export class ProxyDataPlane implements DataPlane {
     await this.inbound?.close();
     this.inboundHttp?.close();
     this.outboundHttp?.close();
-    this.tcpPool?.close();
+    this.muxPool?.close();
     await this.obs.close();
   }
 
   private onOutbound(service: string, socket: net.Socket): void {
     const up = this.upstreams.get(service);
-    if (!up || !this.tcpPool || !this.outboundHttp) {
+    if (!up || !this.muxPool || !this.outboundHttp) {
       socket.destroy();
       return;
     }
     if (up.settings.protocol === 'http') this.outboundHttp.accept(service, socket);
-    else handleOutboundTcp(up, socket, this.tcpPool, this.metrics, this.log, this.obs.accessLog, this.callerService ?? `host/${this.config.name}`);
+    else handleOutboundTcp(up, socket, this.muxPool, this.metrics, this.log, this.obs.accessLog, this.callerService ?? `host/${this.config.name}`);
   }
 }

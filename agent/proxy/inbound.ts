@@ -1,8 +1,9 @@
 // The inbound listener: TLS with the service certificate chosen by SNI, a client certificate
 // required and checked (chain to the mesh root by OpenSSL; SPIFFE ID, trust domain and usage
-// here), then the access policy, then the local instance. tcp services are piped, or, when the
-// caller negotiated the multiplexer (ALPN, tcp-mux/), carried as streams with the policy checked
-// per stream; http services go through inbound-http.ts, which checks the policy per request.
+// here), then the access policy, then the local instance. tcp services are piped; http services
+// go through inbound-http.ts, which checks the policy per request. A caller that negotiated the
+// multiplexer (ALPN, tcp-mux/) sends its connections as streams of one session: tcp streams are
+// checked against the policy one by one and piped, http streams go to inbound-http.ts as sockets.
 import net from 'node:net';
 import tls from 'node:tls';
 import type { Logger } from '../../shared/log.js';
@@ -180,12 +181,12 @@ export class InboundListener {
         return last;
       },
     };
-    if (service.protocol === 'http') {
-      this.http.accept(socket, peer);
-      return;
-    }
     if (socket.alpnProtocol === MUX_ALPN) {
       this.acceptMux(socket, peer);
+      return;
+    }
+    if (service.protocol === 'http') {
+      this.http.accept(socket, peer);
       return;
     }
     const started = performance.now();
@@ -228,9 +229,16 @@ export class InboundListener {
     if (!this.accepting) session.goAway();
   }
 
-  /** One tcp connection of a multiplexed session: the policy as it stands now, then the local instance. */
+  /**
+   * One connection of a multiplexed session. http: a connection of the HTTP proxy, which checks the
+   * policy per request. tcp: the policy as it stands now, then the local instance.
+   */
   private openStream(session: MuxSession, id: number, peer: PeerInfo): void {
     const service = peer.service;
+    if (service.protocol === 'http') {
+      this.http.accept(session.acceptChannel(id) as unknown as tls.TLSSocket, peer);
+      return;
+    }
     const started = performance.now();
     const accessLog = service.accessLog ? this.accessLog : null;
     const decision = service.access.decide(peer.source, null, null);

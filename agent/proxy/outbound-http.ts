@@ -1,6 +1,6 @@
 // Outbound L7: an app's HTTP requests to an upstream's local port. Per request: the Route's first
 // matching rule picks a weighted subset, the balancer an instance of it, and a pooled keep-alive
-// mTLS connection carries the request to that instance's agent. Failures are retried per the
+// connection to that instance's agent (a stream of the multiplexed mTLS session) carries it. Failures are retried per the
 // Route's policy, within the retry budget; the circuit breaker and the deadline answer for
 // themselves with 503/504 and a reason in `x-hostmesh-error`.
 //
@@ -9,12 +9,12 @@
 import type net from 'node:net';
 import type { Logger } from '../../shared/log.js';
 import type { Observability } from '../observability/index.js';
-import { Dialer } from './dialer.js';
 import { MeshPool } from './http1/mesh-pool.js';
 import { OutboundSession } from './http1/outbound-session.js';
 import type { OutboundSessions, Waiter } from './http1/outbound-sessions.js';
 import { closeIdleSessions } from './http1/drain.js';
 import type { ProxyMetrics } from './metrics.js';
+import type { MuxPool } from './tcp-mux/pool.js';
 import type { TlsMaterial } from './tls-material.js';
 import type { UpstreamState } from './upstream.js';
 
@@ -25,14 +25,14 @@ export class OutboundHttp implements OutboundSessions {
 
   constructor(
     readonly upstream: (service: string) => UpstreamState | undefined,
+    mux: MuxPool,
     material: TlsMaterial,
-    trustDomain: () => string,
     readonly source: () => string,
     readonly metrics: ProxyMetrics,
     readonly log: Logger,
     readonly obs: Observability | null = null,
   ) {
-    this.pool = new MeshPool(new Dialer(material, trustDomain), material);
+    this.pool = new MeshPool(mux, material);
   }
 
   accept(service: string, socket: net.Socket): void {

@@ -1,13 +1,16 @@
-// Kept-alive mTLS connections from the outbound side to other agents' inbound listeners, idle ones
-// kept per upstream service and endpoint host, most recently used first. New connections come from
-// Dialer.dial (SNI naming the service, SPIFFE check of the server).
+// Kept-alive connections from the outbound side to other agents' inbound listeners, idle ones
+// kept per upstream service and endpoint host, most recently used first. A new connection is a
+// stream of the multiplexed session to that agent (tcp-mux/, used as a socket), or an mTLS
+// connection of its own to an agent without the multiplexer (SNI naming the service, SPIFFE check
+// of the server, either way).
 //
 // Certificates: each connection remembers the TlsMaterial.version it was made with, and a
 // connection made with older material is never handed out again (closed when taken or released),
 // so a renewed or re-rooted identity is used from the next request on; requests already in flight
 // on old connections finish undisturbed.
+import type net from 'node:net';
 import type { Endpoint } from '../../../shared/protocol.js';
-import type { Dialer } from '../dialer.js';
+import type { MuxPool } from '../tcp-mux/pool.js';
 import type { TlsMaterial } from '../tls-material.js';
 import { type ConnHome, UpstreamConn } from './upstream-conn.js';
 
@@ -28,7 +31,7 @@ export class MeshPool implements ConnHome {
   private closed = false;
 
   constructor(
-    private readonly dialer: Dialer,
+    private readonly mux: MuxPool,
     private readonly material: TlsMaterial,
   ) {}
 
@@ -53,8 +56,9 @@ export class MeshPool implements ConnHome {
   dial(service: string, ep: Endpoint, timeoutMs: number, owner: DialOwner, token: number): void {
     const version = this.material.version;
     // One promise and two closures per new connection (not per request: connections are reused).
-    this.dialer.dial(service, ep, timeoutMs).then(
-      (socket) => {
+    this.mux.carrier(service, ep, timeoutMs).then(
+      (carrier) => {
+        const socket = 'session' in carrier ? (carrier.session.openChannel() as unknown as net.Socket) : carrier.socket;
         const conn = new UpstreamConn(socket, this, ep.address, ep.port, version, service, ep.host, MESH_IDLE_MS, true);
         if (this.closed) conn.destroy();
         else if (!owner.onDialed(conn, token)) this.release(conn);

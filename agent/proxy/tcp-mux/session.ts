@@ -8,6 +8,7 @@
 // one TLS record and one send() for everything the turn produced.
 import type net from 'node:net';
 import type tls from 'node:tls';
+import { MuxChannel } from './channel.js';
 import { FrameReader, FrameType, MAX_PAYLOAD, MuxProtocolError, STREAM_WINDOW, header, resetFrame, windowFrame } from './frames.js';
 
 /** Credit is returned once this much was passed on, not per frame: request/response traffic rarely needs a Window frame. */
@@ -19,7 +20,19 @@ const MAX_STREAM_ID = 0x7fffffff;
 
 export type Role = 'client' | 'server';
 
-export class MuxStream {
+/** One end of a stream as the session drives it: a socket bound to it (MuxStream) or a MuxChannel. */
+export interface StreamEnd {
+  readonly id: number;
+  onData(payload: Buffer): void;
+  onWindow(increment: number): void;
+  onFin(): void;
+  /** The peer reset the stream, or the session is gone. */
+  abort(): void;
+  /** The session's TLS connection drained after congestion. */
+  resumeFromSession(): void;
+}
+
+export class MuxStream implements StreamEnd {
   /** Bytes this side may still send before the peer returns credit. */
   sendWindow = STREAM_WINDOW;
   /** Bytes received and passed on, not yet credited back. */
@@ -135,17 +148,17 @@ export interface MuxSessionEvents {
   /** The session closed (both sides); every stream is gone. */
   onClose?(): void;
   /** A stream ended (after its socket closed). */
-  onStreamClosed?(stream: MuxStream): void;
+  onStreamClosed?(stream: StreamEnd): void;
 }
 
 export class MuxSession {
-  private readonly streams = new Map<number, MuxStream>();
+  private readonly streams = new Map<number, StreamEnd>();
   private readonly reader: FrameReader;
   private out: Buffer[] = [];
   private outBytes = 0;
   private flushing = false;
   congested = false;
-  private readonly sessionPaused = new Set<MuxStream>();
+  private readonly sessionPaused = new Set<StreamEnd>();
   private nextId = 1;
   private lastPeerId = 0;
   /** No new streams: we or the peer sent GoAway. */
@@ -198,6 +211,25 @@ export class MuxSession {
     return stream;
   }
 
+  /** Client side: a new stream used as a socket (the HTTP proxy's connections to other agents). */
+  openChannel(): MuxChannel {
+    const id = this.nextId;
+    this.nextId += 1;
+    const ch = new MuxChannel(id, this);
+    this.streams.set(id, ch);
+    this.disarmIdle();
+    this.send(header(FrameType.Open, id, 0));
+    return ch;
+  }
+
+  /** Server side, from onOpen: stream `id` used as a socket (an HTTP connection from the caller). */
+  acceptChannel(id: number): MuxChannel {
+    const ch = new MuxChannel(id, this);
+    this.streams.set(id, ch);
+    this.disarmIdle();
+    return ch;
+  }
+
   /** Queue frames; they leave together at the end of this event-loop turn. */
   send(a: Buffer, b?: Buffer): void {
     if (this.closed) return;
@@ -222,7 +254,7 @@ export class MuxSession {
     if (!this.socket.write(data)) this.congested = true;
   };
 
-  pauseForSession(s: MuxStream): void {
+  pauseForSession(s: StreamEnd): void {
     this.sessionPaused.add(s);
   }
 
@@ -240,7 +272,7 @@ export class MuxSession {
     if (this.streams.size === 0) this.close();
   }
 
-  forget(s: MuxStream): void {
+  forget(s: StreamEnd): void {
     if (this.streams.get(s.id) !== s) return;
     this.streams.delete(s.id);
     this.sessionPaused.delete(s);

@@ -1,0 +1,218 @@
+// A stream of a multiplexed session seen as a socket, for the HTTP/1.1 proxy: its connection loop
+// and upstream connections read and write "sockets", and a channel is the part of net.Socket they
+// use (data/drain/end/error/close/timeout events, write, end, destroy, pause/resume, setTimeout,
+// byte counters). A kept-alive HTTP connection between agents is then a stream, and the requests
+// of every connection share the session's TLS records and send() calls.
+//
+// Semantics follow a net.Socket with allowHalfOpen: the peer's end is 'end' and this side stays
+// writable; 'close' comes once both sides ended, or on destroy or reset. A reset from the peer is an
+// 'error' with code ECONNRESET first, as a TCP reset would be.
+import { EventEmitter } from 'node:events';
+import { FrameType, MAX_PAYLOAD, MuxProtocolError, STREAM_WINDOW, header, resetFrame, windowFrame } from './frames.js';
+import type { MuxSession, StreamEnd } from './session.js';
+
+const CREDIT_AFTER = STREAM_WINDOW / 2;
+
+export class MuxChannel extends EventEmitter implements StreamEnd {
+  bytesRead = 0;
+  bytesWritten = 0;
+  destroyed = false;
+  writableNeedDrain = false;
+  private sendWindow = STREAM_WINDOW;
+  private unacked = 0;
+  private outstanding = 0;
+  private paused = false;
+  private readonly queue: Buffer[] = [];
+  private flushScheduled = false;
+  private gotFin = false;
+  private endEmitted = false;
+  private sentFin = false;
+  private timer: NodeJS.Timeout | null = null;
+
+  constructor(
+    readonly id: number,
+    private readonly session: MuxSession,
+  ) {
+    super();
+  }
+
+  get remoteAddress(): string | undefined {
+    return this.session.socket.remoteAddress;
+  }
+
+  get remotePort(): number | undefined {
+    return this.session.socket.remotePort;
+  }
+
+  // ---- what the session calls ----
+
+  onData(payload: Buffer): void {
+    if (this.gotFin) throw new MuxProtocolError(`data after end on stream ${this.id}`);
+    const n = payload.length;
+    this.outstanding += n;
+    if (this.outstanding > STREAM_WINDOW + MAX_PAYLOAD) throw new MuxProtocolError(`stream ${this.id} sent past its window`);
+    if (this.destroyed) return;
+    this.bytesRead += n;
+    this.timer?.refresh();
+    if (this.paused || this.queue.length > 0) {
+      this.queue.push(payload);
+      return;
+    }
+    this.emit('data', payload);
+    this.consumed(n);
+  }
+
+  onWindow(increment: number): void {
+    this.sendWindow += increment;
+    if (this.writableNeedDrain && this.sendWindow > 0 && !this.session.congested) {
+      this.writableNeedDrain = false;
+      this.emit('drain');
+    }
+  }
+
+  /** The session's TLS connection drained. */
+  resumeFromSession(): void {
+    this.onWindow(0);
+  }
+
+  onFin(): void {
+    this.gotFin = true;
+    this.maybeEmitEnd();
+  }
+
+  abort(): void {
+    if (this.destroyed) return;
+    const err = Object.assign(new Error('the stream was reset by the other agent'), { code: 'ECONNRESET' });
+    this.finish(err);
+  }
+
+  // ---- what the HTTP code calls, as on a socket ----
+
+  write(chunk: Buffer | string, encoding?: BufferEncoding | (() => void), cb?: () => void): boolean {
+    if (typeof encoding === 'function') {
+      cb = encoding;
+      encoding = undefined;
+    }
+    if (this.destroyed || this.sentFin) return false;
+    const buf = typeof chunk === 'string' ? Buffer.from(chunk, encoding ?? 'utf8') : chunk;
+    const n = buf.length;
+    if (n > 0) {
+      this.bytesWritten += n;
+      this.timer?.refresh();
+      if (n <= MAX_PAYLOAD) this.session.send(header(FrameType.Data, this.id, n), buf);
+      else
+        for (let at = 0; at < n; at += MAX_PAYLOAD) {
+          const part = buf.subarray(at, Math.min(n, at + MAX_PAYLOAD));
+          this.session.send(header(FrameType.Data, this.id, part.length), part);
+        }
+      this.sendWindow -= n;
+    }
+    if (cb) process.nextTick(cb);
+    if (this.sendWindow <= 0 || this.session.congested) {
+      if (this.session.congested) this.session.pauseForSession(this);
+      this.writableNeedDrain = true;
+      return false;
+    }
+    return true;
+  }
+
+  end(chunk?: Buffer | string, encoding?: BufferEncoding): this {
+    if (chunk !== undefined) this.write(chunk, encoding);
+    if (this.destroyed || this.sentFin) return this;
+    this.sentFin = true;
+    this.session.send(header(FrameType.Fin, this.id, 0));
+    if (this.endEmitted) this.finish(null);
+    return this;
+  }
+
+  destroy(): this {
+    if (this.destroyed) return this;
+    if (!(this.sentFin && this.gotFin)) this.session.send(resetFrame(this.id, 'RESET'));
+    this.finish(null);
+    return this;
+  }
+
+  pause(): this {
+    this.paused = true;
+    return this;
+  }
+
+  resume(): this {
+    if (!this.paused) return this;
+    this.paused = false;
+    if ((this.queue.length > 0 || this.gotFin) && !this.flushScheduled) {
+      this.flushScheduled = true;
+      // As a socket does: what waited is delivered on the next tick, not inside resume().
+      process.nextTick(this.flushQueue);
+    }
+    return this;
+  }
+
+  isPaused(): boolean {
+    return this.paused;
+  }
+
+  setTimeout(ms: number): this {
+    if (this.timer !== null) clearTimeout(this.timer);
+    this.timer = ms > 0 ? setTimeout(this.onTimer, ms) : null;
+    this.timer?.unref();
+    return this;
+  }
+
+  setNoDelay(): this {
+    return this;
+  }
+
+  cork(): void {
+    // Frames already leave together at the end of the loop turn.
+  }
+
+  uncork(): void {}
+
+  // ---- inside ----
+
+  private readonly onTimer = (): void => {
+    if (this.destroyed) return;
+    this.timer?.refresh();
+    this.emit('timeout');
+  };
+
+  private readonly flushQueue = (): void => {
+    this.flushScheduled = false;
+    while (!this.paused && !this.destroyed && this.queue.length > 0) {
+      const p = this.queue.shift()!;
+      this.emit('data', p);
+      this.consumed(p.length);
+    }
+    this.maybeEmitEnd();
+  };
+
+  private consumed(n: number): void {
+    this.unacked += n;
+    if (this.unacked >= CREDIT_AFTER) {
+      this.outstanding -= this.unacked;
+      this.session.send(windowFrame(this.id, this.unacked));
+      this.unacked = 0;
+    }
+  }
+
+  private maybeEmitEnd(): void {
+    if (!this.gotFin || this.endEmitted || this.destroyed || this.paused || this.queue.length > 0) return;
+    this.endEmitted = true;
+    this.emit('end');
+    if (this.sentFin) this.finish(null);
+  }
+
+  private finish(err: Error | null): void {
+    if (this.destroyed) return;
+    this.destroyed = true;
+    this.queue.length = 0;
+    if (this.timer !== null) clearTimeout(this.timer);
+    this.session.forget(this);
+    process.nextTick(() => {
+      if (err && this.listenerCount('error') > 0) this.emit('error', err);
+      this.emit('close', err !== null);
+    });
+  }
+}
+
