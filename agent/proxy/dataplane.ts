@@ -19,7 +19,7 @@ import { ProxyMetrics } from './metrics.js';
 import type { EdgeStats } from '../metrics/request-metrics.js';
 import { OutboundHttp } from './outbound-http.js';
 import { handleOutboundTcp } from './outbound-tcp.js';
-import { MuxPool } from './tcp-mux/pool.js';
+import { MuxPool } from './mux/pool.js';
 import { TlsMaterial } from './tls-material.js';
 import { compileUpstream, UpstreamState } from './upstream.js';
 

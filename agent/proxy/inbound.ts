@@ -2,7 +2,7 @@
 // required and checked (chain to the mesh root by OpenSSL; SPIFFE ID, trust domain and usage
 // here), then the access policy, then the local instance. tcp services are piped; http services
 // go through inbound-http.ts, which checks the policy per request. A caller that negotiated the
-// multiplexer (ALPN, tcp-mux/) sends its connections as streams of one session: tcp streams are
+// multiplexer (ALPN, mux/) sends its connections as streams of one session: tcp streams are
 // checked against the policy one by one and piped, http streams go to inbound-http.ts as sockets.
 import net from 'node:net';
 import tls from 'node:tls';
@@ -13,8 +13,8 @@ import type { InboundHttp } from './inbound-http.js';
 import type { ProxyMetrics } from './metrics.js';
 import { pipeBoth, tcpLine } from './outbound-tcp.js';
 import { peerIdentity, sourceName } from './peer-identity.js';
-import { MUX_ALPN } from './tcp-mux/frames.js';
-import { MuxSession, type MuxStream } from './tcp-mux/session.js';
+import { MUX_ALPN } from './mux/frames.js';
+import { MuxSession, type MuxStream } from './mux/session.js';
 import { MIN_VERSION, SECURE_OPTIONS, type TlsMaterial } from './tls-material.js';
 
 /** An idle multiplexed session is closed after this; the calling side closes first (25 s). */

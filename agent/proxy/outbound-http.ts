@@ -14,7 +14,7 @@ import { OutboundSession } from './http1/outbound-session.js';
 import type { OutboundSessions, Waiter } from './http1/outbound-sessions.js';
 import { closeIdleSessions } from './http1/drain.js';
 import type { ProxyMetrics } from './metrics.js';
-import type { MuxPool } from './tcp-mux/pool.js';
+import type { MuxPool } from './mux/pool.js';
 import type { TlsMaterial } from './tls-material.js';
 import type { UpstreamState } from './upstream.js';
 

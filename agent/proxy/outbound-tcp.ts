@@ -1,6 +1,6 @@
 // Outbound L4: an app's TCP connection to an upstream's local port is carried, byte for byte, to a
 // healthy instance's agent: as a stream of the multiplexed mTLS session to that agent
-// (tcp-mux/), or over an mTLS connection of its own to an agent without the multiplexer. A connect
+// (mux/), or over an mTLS connection of its own to an agent without the multiplexer. A connect
 // failure is retried on another instance (no byte has left yet). Each direction ends on its own
 // (half-close), with backpressure (stream windows, or pipe() one-to-one).
 import type net from 'node:net';
@@ -10,7 +10,7 @@ import { coarseClock } from '../lb/index.js';
 import type { AccessLog } from '../observability/access-log.js';
 import { DialError } from './dialer.js';
 import type { ProxyMetrics } from './metrics.js';
-import type { MuxPool, TcpCarrier } from './tcp-mux/pool.js';
+import type { MuxPool, TcpCarrier } from './mux/pool.js';
 import type { UpstreamState } from './upstream.js';
 
 const MAX_CONNECT_ATTEMPTS = 3;

@@ -4,6 +4,7 @@
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { createHash, randomBytes } from 'node:crypto';
+import { readFileSync } from 'node:fs';
 import http from 'node:http';
 import { startTestServer, type TestServer } from '../helpers/server.js';
 import { startTwoHosts } from '../helpers/two-hosts.js';
@@ -22,6 +23,17 @@ import {
 } from '../helpers/traffic.js';
 
 const TD = 'hostmesh.local';
+
+/** Established TCP connections to `to`:`port`, read from /proc/net/tcp (only A's agent calls B here; its source address is the kernel's pick). */
+function establishedTo(to: string, port: number): number {
+  const hex = (ip: string): string => Buffer.from(ip.split('.').map(Number).reverse()).toString('hex').toUpperCase();
+  const remote = `${hex(to)}:${port.toString(16).toUpperCase().padStart(4, '0')}`;
+  return readFileSync('/proc/net/tcp', 'utf8')
+    .split('\n')
+    .slice(1)
+    .map((l) => l.trim().split(/\s+/))
+    .filter((f) => f[2] === remote && f[3] === '01').length;
+}
 const A = '127.0.2.1'; // calls web and db; registers api
 const B = '127.0.2.2'; // runs web (http) and db (tcp)
 const WEB_OUT = 19101; // A's outbound listener for web
@@ -112,6 +124,25 @@ describe('data plane: basic http and tcp through two agents', { timeout: 90_000 
       assert.equal(c.received().length, total + trailer.length, 'nothing after the trailer');
     } finally {
       c.socket.destroy();
+    }
+  });
+
+  test('many app connections cross between the agents as streams of one mTLS connection per service', { timeout: 30_000 }, async () => {
+    // 24 keep-alive http connections with requests in flight at once, and 12 tcp connections.
+    const agent = new http.Agent({ keepAlive: true, maxSockets: 24 });
+    const tcp = Array.from({ length: 12 }, () => tcpClient(A, DB_OUT));
+    try {
+      const results = await Promise.all(Array.from({ length: 96 }, (_, i) => get(`/many/${i}`, { agent })));
+      for (const r of results) assert.equal(r.status, 200, describeResult(r));
+      assert.deepEqual(new Set(results.map((r) => r.json?.url)).size, 96, 'each request got its own answer');
+      for (const c of tcp) assert.equal(await c.connected, true);
+      tcp.forEach((c, i) => c.socket.write(`conn ${i}\n`));
+      for (const [i, c] of tcp.entries()) assert.equal((await c.waitBytes(`conn ${i}\n`.length, 5000)).toString(), `conn ${i}\n`, `tcp connection ${i} got its own bytes`);
+      // Between A and B's inbound port: one connection for web and one for db, not one per app connection.
+      assert.equal(establishedTo(B, 15443), 2, 'established connections to B:15443');
+    } finally {
+      agent.destroy();
+      for (const c of tcp) c.socket.destroy();
     }
   });
 

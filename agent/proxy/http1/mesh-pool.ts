@@ -1,6 +1,6 @@
 // Kept-alive connections from the outbound side to other agents' inbound listeners, idle ones
 // kept per upstream service and endpoint host, most recently used first. A new connection is a
-// stream of the multiplexed session to that agent (tcp-mux/, used as a socket), or an mTLS
+// stream of the multiplexed session to that agent (mux/, used as a socket), or an mTLS
 // connection of its own to an agent without the multiplexer (SNI naming the service, SPIFFE check
 // of the server, either way).
 //
@@ -10,7 +10,7 @@
 // on old connections finish undisturbed.
 import type net from 'node:net';
 import type { Endpoint } from '../../../shared/protocol.js';
-import type { MuxPool } from '../tcp-mux/pool.js';
+import type { MuxPool } from '../mux/pool.js';
 import type { TlsMaterial } from '../tls-material.js';
 import { type ConnHome, UpstreamConn } from './upstream-conn.js';
 

@@ -1,4 +1,4 @@
-// The tcp multiplexer on its own (agent/proxy/tcp-mux/): two MuxSessions over one loopback
+// The tcp multiplexer on its own (agent/proxy/mux/): two MuxSessions over one loopback
 // connection (TLS between real agents is covered in test/e2e), "app" connections on the calling
 // side and "local instance" connections on the serving side, all real sockets. Checks are on what
 // the peers see: bytes, ends, resets, and that one stalled stream holds back nothing else.
@@ -12,9 +12,10 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { test, type TestContext } from 'node:test';
-import { FrameReader, FrameType, MAX_PAYLOAD, MUX_ALPN, MuxProtocolError, STREAM_WINDOW, header } from '../../agent/proxy/tcp-mux/frames.js';
-import { MuxPool } from '../../agent/proxy/tcp-mux/pool.js';
-import { MuxSession } from '../../agent/proxy/tcp-mux/session.js';
+import { FrameReader, FrameType, MAX_PAYLOAD, MUX_ALPN, MuxProtocolError, STREAM_WINDOW, header } from '../../agent/proxy/mux/frames.js';
+import { MuxChannel } from '../../agent/proxy/mux/channel.js';
+import { MuxPool } from '../../agent/proxy/mux/pool.js';
+import { MuxSession } from '../../agent/proxy/mux/session.js';
 import type { Dialer } from '../../agent/proxy/dialer.js';
 import type { TlsMaterial } from '../../agent/proxy/tls-material.js';
 import type { Endpoint } from '../../shared/protocol.js';
@@ -293,4 +294,89 @@ test('the pool shares one session between connections, and falls back to one-to-
   assert.ok(raw.every((g) => 'socket' in g));
   assert.equal(new Set(raw.map((g) => (g as { socket: tls.TLSSocket }).socket)).size, 3, 'each connection its own socket');
   for (const g of raw) (g as { socket: tls.TLSSocket }).socket.destroy();
+});
+
+/** A client and a server session with channels (as the HTTP proxy uses them): `pair()` opens one. */
+async function channelSessions(t: TestContext) {
+  const [ca, sa] = await socketPair(t);
+  const accepted: MuxChannel[] = [];
+  const server: MuxSession = new MuxSession(sa as unknown as tls.TLSSocket, 'server', { onOpen: (id) => void accepted.push(server.acceptChannel(id)) }, 0);
+  const client = new MuxSession(ca as unknown as tls.TLSSocket, 'client', {}, 0);
+  t.after(() => {
+    client.destroy();
+    server.destroy();
+  });
+  const pair = async (): Promise<[MuxChannel, MuxChannel]> => {
+    const before = accepted.length;
+    const c = client.openChannel();
+    await until(() => accepted.length > before, 2000, 'the channel to be accepted');
+    return [c, accepted[before]!];
+  };
+  return { pair };
+}
+
+function drainChannel(ch: MuxChannel): { data: () => Buffer; ended: Promise<void> } {
+  const chunks: Buffer[] = [];
+  ch.on('data', (c: Buffer) => chunks.push(c));
+  return { data: () => Buffer.concat(chunks), ended: new Promise((r) => ch.once('end', () => r())) };
+}
+
+test('channel: bytes and strings both ways; what arrives while paused comes after resume, in order, then the end', T, async (t) => {
+  const { pair } = await channelSessions(t);
+  const [c, s] = await pair();
+  const atServer = drainChannel(s);
+  assert.equal(c.write('GET / HTTP/1.1\r\nx: \xe9\r\n\r\n', 'latin1'), true);
+  await until(() => atServer.data().length > 0);
+  assert.equal(atServer.data().toString('latin1'), 'GET / HTTP/1.1\r\nx: \xe9\r\n\r\n');
+  const got: string[] = [];
+  c.on('data', (b: Buffer) => got.push(b.toString()));
+  const ended = new Promise<void>((r) => c.once('end', () => r()));
+  c.pause();
+  s.write('one ');
+  s.write('two ');
+  s.end('three');
+  await sleep(50);
+  assert.deepEqual(got, [], 'nothing delivered while paused');
+  c.resume();
+  assert.deepEqual(got, [], 'delivered on a later tick, not inside resume()');
+  await ended;
+  assert.equal(got.join(''), 'one two three');
+  const closed = once(c, 'close');
+  c.end();
+  await closed;
+  assert.equal(c.bytesRead, 'one two three'.length);
+});
+
+test('channel: write() says false past the window and drain comes once the reader takes the bytes', T, async (t) => {
+  const { pair } = await channelSessions(t);
+  const [c, s] = await pair();
+  s.pause();
+  let writes = 0;
+  while (c.write(Buffer.alloc(32 * 1024))) writes++;
+  assert.ok(writes * 32 * 1024 >= STREAM_WINDOW - 32 * 1024 && writes * 32 * 1024 <= STREAM_WINDOW, `false after ${writes} writes of 32 KiB`);
+  assert.equal(c.writableNeedDrain, true);
+  let drained = false;
+  c.once('drain', () => (drained = true));
+  await sleep(100);
+  assert.equal(drained, false, 'no drain while the reader is paused');
+  let received = 0;
+  s.on('data', (b: Buffer) => (received += b.length));
+  s.resume();
+  await until(() => drained, 2000, 'drain');
+  assert.equal(received, (writes + 1) * 32 * 1024);
+});
+
+test('channel: a destroy on one side is a reset (ECONNRESET, close) on the other; an idle timeout fires', T, async (t) => {
+  const { pair } = await channelSessions(t);
+  const [c, s] = await pair();
+  const err = once(s, 'error');
+  const closed = new Promise((r) => s.once('close', r));
+  c.destroy();
+  assert.equal(((await err)[0] as NodeJS.ErrnoException).code, 'ECONNRESET');
+  await closed;
+  const [c2] = await pair();
+  c2.setTimeout(50);
+  const t0 = Date.now();
+  await once(c2, 'timeout');
+  assert.ok(Date.now() - t0 >= 45);
 });
