@@ -3,14 +3,17 @@
 //
 //   wrk → agent A (127.0.0.2, outbound listeners) ══ mTLS ══► agent B (127.0.0.3:15443) → upstream
 //
-// started from a private copy of dist/ (so a rebuild elsewhere in the repo cannot pull files out
-// from under a running benchmark). Starting never throws: when the mesh cannot be brought up, the
-// handle says why and the benchmark still reports direct and nginx.
+// the server started from a private copy of dist/, the agents from the single-file bundle operators
+// run (what `npm run build:agent` ships and the single executable embeds), built from the same
+// sources into that copy (so a rebuild elsewhere in the repo cannot pull files out from under a
+// running benchmark, and the agents measured are never a stale dist-agent/). Starting never throws:
+// when the mesh cannot be brought up, the handle says why and the benchmark still reports direct and nginx.
 import fs from 'node:fs';
 import https from 'node:https';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { stringify } from 'yaml';
+import { BUNDLE_NAME, buildAgent } from '../build-agent.js';
 import { canConnect, errText, freePort, httpGet, portIsFree, waitListening } from './netutil.js';
 import { run, sleep, type Procs, type Tracked } from './procs.js';
 import { rssMB, type Watched } from './sample.js';
@@ -27,7 +30,7 @@ export interface ProxyUnderTest {
 
 export interface MeshOptions {
   procs: Procs;
-  /** Temp dir for the mesh's data, state dirs, configs and the dist copy. */
+  /** Temp dir for the mesh's data, state dirs, configs, the dist copy and the agent bundle. */
   dir: string;
   upstreamPort: number;
   /** CPU the agents (and the server) are pinned to, the one the upstream and proxies share. */
@@ -105,6 +108,19 @@ function copyApp(dest: string): string {
   return path.join(dest, 'dist', 'cli', 'main.js');
 }
 
+/**
+ * The agent as shipped: `npm run build:agent`'s bundle (its buildAgent, without the executable),
+ * into `dest`. Built rather than copied from dist-agent/, which may predate the sources under test.
+ */
+async function bundleAgent(dest: string): Promise<string> {
+  try {
+    await buildAgent({ outDir: dest, sea: false });
+  } catch (e) {
+    throw new Error(`cannot build the agent bundle (npm run build:agent's ${BUNDLE_NAME}): ${errText(e)}`);
+  }
+  return path.join(dest, BUNDLE_NAME);
+}
+
 function tail(s: string, n = 1500): string {
   const t = s.trim();
   return t.length > n ? `…${t.slice(t.length - n)}` : t;
@@ -177,6 +193,7 @@ async function startMeshOnce(o: MeshOptions, dir: string): Promise<MeshHandle> {
 
   try {
     const cli = copyApp(path.join(o.dir, 'app'));
+    const agentBundle = await bundleAgent(path.join(o.dir, 'app', 'agent'));
     const dataDir = path.join(o.dir, 'server-data');
     const port = await freePort('127.0.0.1');
     const env = { ...process.env, HOSTMESH_LOG_LEVEL: 'warn', NODE_ENV: 'production' };
@@ -259,8 +276,8 @@ async function startMeshOnce(o: MeshOptions, dir: string): Promise<MeshHandle> {
 
     // Profiling aid: HOSTMESH_BENCH_AGENT_NODE_ARGS="--cpu-prof --cpu-prof-dir=/tmp/prof" (Node refuses --cpu-prof in NODE_OPTIONS).
     const nodeArgs = (process.env['HOSTMESH_BENCH_AGENT_NODE_ARGS'] ?? '').split(' ').filter(Boolean);
-    agentB = procs.start('agent B', process.execPath, [...nodeArgs, cli, 'agent', '--config', fileB], { env });
-    agentA = procs.start('agent A', process.execPath, [...nodeArgs, cli, 'agent', '--config', fileA], { env });
+    agentB = procs.start('agent B', process.execPath, [...nodeArgs, agentBundle, 'agent', '--config', fileB], { env });
+    agentA = procs.start('agent A', process.execPath, [...nodeArgs, agentBundle, 'agent', '--config', fileA], { env });
 
     const readyTimeout = o.readyTimeoutMs ?? 60_000;
     const waitReady = async (t: Tracked, ip: string, adminPort: number): Promise<string | null> => {
