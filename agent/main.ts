@@ -141,9 +141,11 @@ export async function startAgent(config: HostConfig, deps: AgentDeps = {}): Prom
     }));
     const reporter = new HealthReporter(health, (m) => conn.send(m), child('health'));
     stops.push(() => reporter.stop());
-    const summaries = new StatsSummarizer(() => dataPlane.requestEdges(), DURATION_BUCKETS, (m) => conn.send(m), config.metrics?.summaryIntervalMs ?? 10_000, child('stats'));
-    summaries.start();
-    stops.push(() => summaries.stop());
+    if (config.metrics?.summaries !== false) {
+      const summaries = new StatsSummarizer(() => dataPlane.requestEdges(), DURATION_BUCKETS, (m) => conn.send(m), config.metrics?.summaryIntervalMs ?? 10_000, child('stats'));
+      summaries.start();
+      stops.push(() => summaries.stop());
+    }
     conn.on('frame', createFrameHandler({ send: (m) => conn.send(m), applier, certs, log: child('control') }));
     conn.on('connected', () => {
       reporter.connected();

@@ -50,6 +50,7 @@ export const UpstreamSchema = Type.Object(
 export const MetricsConfigSchema = Type.Object(
   {
     traffic: Type.Optional(Type.Boolean({ description: 'per-request and per-connection metrics (requests, latency, connections, bytes) on /metrics; false leaves them out (hostmesh stat still works); default true' })),
+    summaries: Type.Optional(Type.Boolean({ description: 'send golden-metric summaries to the server (hostmesh stat); false sends none, and with traffic: false too the agent keeps no per-request figures at all; default true' })),
     summaryInterval: Type.Optional(Type.String({ pattern: DURATION_PATTERN, description: 'how often golden-metric summaries go to the server (hostmesh stat), 1s to 60s; default 10s' })),
   },
   { additionalProperties: false },
@@ -142,7 +143,7 @@ export interface HostConfig {
   /** Graceful stop budget (ms); see drainTimeout. Optional so hand-built configs (tests) need not name it. */
   readonly drainTimeoutMs?: number;
   // Optional so a HostConfig built by hand (tests) need not name them; resolveHostConfig fills all three.
-  readonly metrics?: { readonly traffic: boolean; readonly summaryIntervalMs?: number };
+  readonly metrics?: { readonly traffic: boolean; readonly summaries?: boolean; readonly summaryIntervalMs?: number };
   /** Where access log lines go when a Mesh or Service turns them on (null: stdout). */
   readonly accessLog?: { readonly path: string | null };
   /** Span export; null: traceparent is passed through and only started when absent. */
@@ -231,7 +232,7 @@ export function resolveHostConfig(raw: unknown, source = 'host config'): HostCon
     upstreams: Object.freeze(upstreams),
     logLevel: c.logLevel ?? 'info',
     drainTimeoutMs: c.drainTimeout === undefined ? 20_000 : parseDuration(c.drainTimeout),
-    metrics: Object.freeze({ traffic: c.metrics?.traffic ?? true, summaryIntervalMs: c.metrics?.summaryInterval ? parseDuration(c.metrics.summaryInterval) : 10_000 }),
+    metrics: Object.freeze({ traffic: c.metrics?.traffic ?? true, summaries: c.metrics?.summaries ?? true, summaryIntervalMs: c.metrics?.summaryInterval ? parseDuration(c.metrics.summaryInterval) : 10_000 }),
     accessLog: Object.freeze({ path: c.accessLog?.path ?? null }),
     tracing: c.tracing
       ? Object.freeze({ otlpEndpoint: c.tracing.otlpEndpoint, sampleRatio: c.tracing.sampleRatio ?? 1, maxQueue: c.tracing.maxQueue ?? 2048 })

@@ -42,7 +42,7 @@ export class ProxyDataPlane implements DataPlane {
     registry: Registry,
     private readonly log: Logger,
   ) {
-    this.metrics = new ProxyMetrics(registry, { traffic: config.metrics?.traffic ?? true });
+    this.metrics = new ProxyMetrics(registry, { traffic: config.metrics?.traffic ?? true, summaries: config.metrics?.summaries ?? true });
     this.metrics.watchUpstreams(() => this.upstreams.values());
     this.obs = new Observability(config, registry, log);
     this.listeners = new ListenerDataPlane(config.upstreams, log, (service, socket) => this.onOutbound(service, socket));

@@ -5,7 +5,8 @@
 // Per-request and per-connection figures (requests, latency, connections, bytes) are kept by
 // RequestMetrics and ConnectionMetrics, cheaply. `metrics.traffic: false` takes them off /metrics
 // and stops the connection tracking; the per-edge request figures are still kept, because the
-// golden-metric summaries (`hostmesh stat`) are made from them. The rest counts rare events (a
+// golden-metric summaries (`hostmesh stat`) are made from them, unless `metrics.summaries: false`
+// too: then nothing at all is recorded per request. The rest counts rare events (a
 // retry, a denial, an ejection) with prom-client directly.
 import { Counter, Gauge, type Registry } from 'prom-client';
 import { ConnectionMetrics, type ConnGroup, type Protocol } from '../metrics/connection-metrics.js';
@@ -24,9 +25,13 @@ export class ProxyMetrics {
   private readonly errors: Counter<'direction' | 'service' | 'reason'>;
   private upstreams: () => Iterable<UpstreamState> = () => [];
 
-  constructor(registry: Registry, opts: { traffic?: boolean } = {}) {
+  /** False: no edge is kept (neither /metrics nor the summaries want them). */
+  private readonly keepEdges: boolean;
+
+  constructor(registry: Registry, opts: { traffic?: boolean; summaries?: boolean } = {}) {
     const registers = [registry];
     const traffic = opts.traffic ?? true;
+    this.keepEdges = traffic || (opts.summaries ?? true);
     this.requests = new RequestMetrics(registry, traffic);
     this.connections = new ConnectionMetrics(registry, traffic);
     this.handshakeFailures = new Counter({ name: 'hostmesh_tls_handshake_failures_total', help: 'TLS handshakes refused, by reason.', labelNames: ['direction', 'reason'], registers });
@@ -66,9 +71,9 @@ export class ProxyMetrics {
     this.upstreams = list;
   }
 
-  /** Per-request stats of an edge (kept even with traffic metrics off: the summaries read them). Once per connection. */
-  edge(direction: Direction, source: string, destination: string): EdgeStats {
-    return this.requests.edge(direction, source, destination);
+  /** Per-request stats of an edge (kept with traffic metrics off while the summaries read them; else null). Once per connection. */
+  edge(direction: Direction, source: string, destination: string): EdgeStats | null {
+    return this.keepEdges ? this.requests.edge(direction, source, destination) : null;
   }
 
   /** Per-connection stats (null when traffic metrics are off). */
