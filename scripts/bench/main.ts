@@ -33,7 +33,7 @@ const USAGE = `usage: npm run bench -- [options]
   --layers LIST    tcp,http (default both)
   --only LIST      variants among direct,nginx,mesh,mesh-nomet (default direct,nginx,mesh)
   --metrics-cost   also measure mesh-nomet: a second mesh (agents on 127.0.0.4/.5) with
-                   metrics.traffic: false, interleaved with the others; reports the metrics cost
+                   metrics.traffic and .summaries false, interleaved with the others; reports the metrics cost
   --quick          smoke test: --duration 3 --runs 1
   --json           JSON report on stdout (the table goes to stderr); with npm, use \`npm run -s bench\`
                    so npm's banner stays off stdout
@@ -156,7 +156,7 @@ interface State {
   meta: Record<string, unknown>;
   mesh: MeshInfo;
   meshHandle: MeshHandle | null;
-  /** The second mesh, with metrics.traffic: false (mesh-nomet). */
+  /** The second mesh, with metrics.traffic and metrics.summaries false: nothing recorded per request (mesh-nomet). */
   noMetHandle: MeshHandle | null;
   aborting: string | null;
   finished: boolean;
@@ -382,7 +382,7 @@ async function main(): Promise<number> {
     if (mesh.available) systems.mesh = mesh;
   }
   if (opts.variants.includes('mesh-nomet') && !state.aborting) {
-    log('starting a second mesh with metrics.traffic: false (server + 2 agents on 127.0.0.4/.5)…');
+    log('starting a second mesh with metrics.traffic and metrics.summaries false (server + 2 agents on 127.0.0.4/.5)…');
     const noMet = await startMesh({
       procs,
       dir: path.join(tmp, 'mesh-nomet'),
@@ -392,7 +392,7 @@ async function main(): Promise<number> {
       log,
       cancelled: () => state.aborting !== null,
       ips: { a: '127.0.0.4', b: '127.0.0.5' },
-      agentExtra: { metrics: { traffic: false } },
+      agentExtra: { metrics: { traffic: false, summaries: false } },
     });
     state.noMetHandle = noMet;
     if (noMet.available) systems['mesh-nomet'] = noMet;
