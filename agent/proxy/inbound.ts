@@ -116,6 +116,8 @@ export class InboundListener {
   /** The mesh roots changed: new handshakes verify clients against the new bundle. */
   refreshTrust(): void {
     this.server?.setSecureContext({ ca: this.material.roots(), minVersion: MIN_VERSION, secureOptions: SECURE_OPTIONS });
+    // Callers verified against the old roots open their next connections anew, against the new ones.
+    for (const m of this.muxSessions) m.goAway();
   }
 
   /**
@@ -235,6 +237,11 @@ export class InboundListener {
    */
   private openStream(session: MuxSession, id: number, peer: PeerInfo): void {
     const service = peer.service;
+    // A service that left this host's config takes no new connection (as the SNI check refuses a new handshake).
+    if (this.state()?.services.get(service.name) === undefined) {
+      session.refuse(id, 'UNKNOWN_SERVICE');
+      return;
+    }
     if (service.protocol === 'http') {
       this.http.accept(session.acceptChannel(id) as unknown as tls.TLSSocket, peer);
       return;

@@ -47,6 +47,7 @@ export function handleOutboundTcp(
     ({ carrier, to }) => {
       if (client.destroyed) {
         if ('socket' in carrier) carrier.socket.destroy();
+        else carrier.session.release();
         return;
       }
       metrics.connGroup('outbound', up.service, 'tcp')?.track(client);

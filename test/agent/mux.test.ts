@@ -12,8 +12,8 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { test, type TestContext } from 'node:test';
-import { FrameReader, FrameType, MAX_PAYLOAD, MUX_ALPN, MuxProtocolError, STREAM_WINDOW, header } from '../../agent/proxy/mux/frames.js';
-import { MuxChannel } from '../../agent/proxy/mux/channel.js';
+import { FrameReader, FrameType, MAX_PAYLOAD, MUX_ALPN, MuxProtocolError, STREAM_WINDOW, header, keepable } from '../../agent/proxy/mux/frames.js';
+import { MuxChannel, STREAM_REFUSED } from '../../agent/proxy/mux/channel.js';
 import { MuxPool } from '../../agent/proxy/mux/pool.js';
 import { MuxSession } from '../../agent/proxy/mux/session.js';
 import type { Dialer } from '../../agent/proxy/dialer.js';
@@ -379,4 +379,41 @@ test('channel: a destroy on one side is a reset (ECONNRESET, close) on the other
   const t0 = Date.now();
   await once(c2, 'timeout');
   assert.ok(Date.now() - t0 >= 45);
+});
+
+test('channel: one write far past the window waits in the channel instead of overrunning the peer', T, async (t) => {
+  const { pair } = await channelSessions(t);
+  const [c, s] = await pair();
+  s.pause();
+  const big = crypto.randomBytes(3 * STREAM_WINDOW + 12_345);
+  assert.equal(c.write(big), false);
+  c.end();
+  await sleep(100);
+  const atServer = drainChannel(s);
+  s.resume();
+  await atServer.ended;
+  assert.ok(atServer.data().equals(big), 'every byte, in order, then the end');
+});
+
+test('channel: a stream the other agent refuses at open fails with HM_ERR_STREAM_REFUSED (nothing was processed)', T, async (t) => {
+  const [ca, sa] = await socketPair(t);
+  const server: MuxSession = new MuxSession(sa as unknown as tls.TLSSocket, 'server', { onOpen: (id) => server.refuse(id, 'GOING_AWAY') }, 0);
+  const client = new MuxSession(ca as unknown as tls.TLSSocket, 'client', {}, 0);
+  t.after(() => {
+    client.destroy();
+    server.destroy();
+  });
+  const ch = client.openChannel();
+  const [err] = (await once(ch, 'error')) as [NodeJS.ErrnoException];
+  assert.equal(err.code, STREAM_REFUSED);
+});
+
+test('a small payload cut from a large read is copied before it is held; a whole read is not', () => {
+  const read = Buffer.alloc(16 * 1024);
+  const small = read.subarray(100, 101);
+  const kept = keepable(small);
+  assert.notEqual(kept.buffer, read.buffer);
+  assert.equal(kept.length, 1);
+  const whole = Buffer.allocUnsafeSlow(16 * 1024);
+  assert.equal(keepable(whole.subarray(0, 15 * 1024)).buffer, whole.buffer);
 });

@@ -9,6 +9,7 @@
 import type net from 'node:net';
 import { HEAD_ERROR, NEED_MORE, type RequestHead, type ResponseHead } from '../../http/head-parser.js';
 import { serializeResponseHead } from '../../http/head-writer.js';
+import { STREAM_REFUSED } from '../mux/channel.js';
 import { BODY_ERROR, BODY_NEED_MORE } from './body-framer.js';
 import { hasHopByHop, keepAliveTimeout, stripForForward } from './forward-headers.js';
 import { MergeLimit, Req, Res } from './loop-states.js';
@@ -180,7 +181,9 @@ export abstract class ResponseForwarder extends RequestReader implements ConnOwn
     this.resState = Res.None;
     this.upBlocked = false;
     if (st === Res.Head) {
-      this.onUpstreamFailure(err, !this.resSeen && conn.served > 0, conn.connected);
+      // Stale: a reused connection that died showing no byte of a response, or a stream the other
+      // agent refused at open: either way nothing was processed.
+      this.onUpstreamFailure(err, !this.resSeen && (conn.served > 0 || err?.code === STREAM_REFUSED), conn.connected);
     } else if (st === Res.Body) {
       if (conn.body.kind === 'until-close' && err === null) {
         // The close is the end of this body (and so of the client connection too).

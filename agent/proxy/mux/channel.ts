@@ -8,10 +8,14 @@
 // writable; 'close' comes once both sides ended, or on destroy or reset. A reset from the peer is an
 // 'error' with code ECONNRESET first, as a TCP reset would be.
 import { EventEmitter } from 'node:events';
-import { FrameType, MAX_PAYLOAD, MuxProtocolError, STREAM_WINDOW, header, resetFrame, windowFrame } from './frames.js';
+import { FrameType, MAX_PAYLOAD, MuxProtocolError, STREAM_WINDOW, header, keepable, resetFrame, windowFrame } from './frames.js';
 import type { MuxSession, StreamEnd } from './session.js';
 
 const CREDIT_AFTER = STREAM_WINDOW / 2;
+
+/** Error code of a stream the other agent refused at open (it processed nothing). */
+export const STREAM_REFUSED = 'HM_ERR_STREAM_REFUSED';
+const REFUSALS = new Set(['GOING_AWAY', 'TOO_MANY_STREAMS', 'NOT_ACCEPTED']);
 
 export class MuxChannel extends EventEmitter implements StreamEnd {
   bytesRead = 0;
@@ -23,6 +27,9 @@ export class MuxChannel extends EventEmitter implements StreamEnd {
   private outstanding = 0;
   private paused = false;
   private readonly queue: Buffer[] = [];
+  /** Written past the send window: sent as credit comes. */
+  private readonly pendingOut: Buffer[] = [];
+  private finPending = false;
   private flushScheduled = false;
   private gotFin = false;
   private endEmitted = false;
@@ -55,7 +62,7 @@ export class MuxChannel extends EventEmitter implements StreamEnd {
     this.bytesRead += n;
     this.timer?.refresh();
     if (this.paused || this.queue.length > 0) {
-      this.queue.push(payload);
+      this.queue.push(keepable(payload));
       return;
     }
     this.emit('data', payload);
@@ -64,10 +71,15 @@ export class MuxChannel extends EventEmitter implements StreamEnd {
 
   onWindow(increment: number): void {
     this.sendWindow += increment;
-    if (this.writableNeedDrain && this.sendWindow > 0 && !this.session.congested) {
-      this.writableNeedDrain = false;
-      this.emit('drain');
+    if (this.pendingOut.length > 0) this.sendPending();
+    if (!this.writableNeedDrain || this.sendWindow <= 0 || this.pendingOut.length > 0) return;
+    if (this.session.congested) {
+      // Told again when the TLS connection drains: a drain must not be lost to congestion.
+      this.session.pauseForSession(this);
+      return;
     }
+    this.writableNeedDrain = false;
+    this.emit('drain');
   }
 
   /** The session's TLS connection drained. */
@@ -80,9 +92,13 @@ export class MuxChannel extends EventEmitter implements StreamEnd {
     this.maybeEmitEnd();
   }
 
-  abort(): void {
+  abort(reason?: string): void {
     if (this.destroyed) return;
-    const err = Object.assign(new Error('the stream was reset by the other agent'), { code: 'ECONNRESET' });
+    // Refused at open: the other agent processed nothing, so the request may go again anywhere.
+    const refused = reason !== undefined && REFUSALS.has(reason);
+    const err = Object.assign(new Error(refused ? `the other agent refused the stream: ${reason}` : 'the stream was reset by the other agent'), {
+      code: refused ? STREAM_REFUSED : 'ECONNRESET',
+    });
     this.finish(err);
   }
 
@@ -95,20 +111,15 @@ export class MuxChannel extends EventEmitter implements StreamEnd {
     }
     if (this.destroyed || this.sentFin) return false;
     const buf = typeof chunk === 'string' ? Buffer.from(chunk, encoding ?? 'utf8') : chunk;
-    const n = buf.length;
-    if (n > 0) {
-      this.bytesWritten += n;
+    if (buf.length > 0) {
+      this.bytesWritten += buf.length;
       this.timer?.refresh();
-      if (n <= MAX_PAYLOAD) this.session.send(header(FrameType.Data, this.id, n), buf);
-      else
-        for (let at = 0; at < n; at += MAX_PAYLOAD) {
-          const part = buf.subarray(at, Math.min(n, at + MAX_PAYLOAD));
-          this.session.send(header(FrameType.Data, this.id, part.length), part);
-        }
-      this.sendWindow -= n;
+      // Past the window, bytes wait here (as in a socket's buffer) rather than overrun the peer.
+      if (this.pendingOut.length > 0 || this.sendWindow <= 0) this.pendingOut.push(buf);
+      else this.sendNow(buf);
     }
     if (cb) process.nextTick(cb);
-    if (this.sendWindow <= 0 || this.session.congested) {
+    if (this.sendWindow <= 0 || this.pendingOut.length > 0 || this.session.congested) {
       if (this.session.congested) this.session.pauseForSession(this);
       this.writableNeedDrain = true;
       return false;
@@ -116,10 +127,34 @@ export class MuxChannel extends EventEmitter implements StreamEnd {
     return true;
   }
 
+  /** Sends `buf`, up to the window; the rest waits in pendingOut. */
+  private sendNow(buf: Buffer): void {
+    const n = Math.min(buf.length, this.sendWindow);
+    for (let at = 0; at < n; at += MAX_PAYLOAD) {
+      const part = buf.subarray(at, Math.min(n, at + MAX_PAYLOAD));
+      this.session.send(header(FrameType.Data, this.id, part.length), at === 0 && part.length === buf.length ? buf : part);
+    }
+    this.sendWindow -= n;
+    if (n < buf.length) this.pendingOut.push(buf.subarray(n));
+  }
+
+  private sendPending(): void {
+    while (this.pendingOut.length > 0 && this.sendWindow > 0) this.sendNow(this.pendingOut.shift()!);
+    if (this.pendingOut.length === 0 && this.finPending) {
+      this.finPending = false;
+      this.session.send(header(FrameType.Fin, this.id, 0));
+      if (this.endEmitted) this.finish(null);
+    }
+  }
+
   end(chunk?: Buffer | string, encoding?: BufferEncoding): this {
     if (chunk !== undefined) this.write(chunk, encoding);
     if (this.destroyed || this.sentFin) return this;
     this.sentFin = true;
+    if (this.pendingOut.length > 0) {
+      this.finPending = true;
+      return this;
+    }
     this.session.send(header(FrameType.Fin, this.id, 0));
     if (this.endEmitted) this.finish(null);
     return this;
@@ -207,6 +242,7 @@ export class MuxChannel extends EventEmitter implements StreamEnd {
     if (this.destroyed) return;
     this.destroyed = true;
     this.queue.length = 0;
+    this.pendingOut.length = 0;
     if (this.timer !== null) clearTimeout(this.timer);
     this.session.forget(this);
     process.nextTick(() => {

@@ -57,6 +57,15 @@ export function resetFrame(stream: number, reason: string): Buffer {
   return Buffer.concat([header(FrameType.Reset, stream, r.length), r]);
 }
 
+/**
+ * A payload that is going to be held (queued, or buffered by a socket) is copied when it is a
+ * small view of a larger read: otherwise a peer could pin a whole TLS record's buffer with each
+ * one-byte frame, and the window, which counts payload bytes, would not bound the memory.
+ */
+export function keepable(payload: Buffer): Buffer {
+  return payload.length * 4 < payload.buffer.byteLength ? Buffer.from(payload) : payload;
+}
+
 export class MuxProtocolError extends Error {
   readonly code = 'HM_ERR_MUX_PROTOCOL';
 }

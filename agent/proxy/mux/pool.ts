@@ -31,11 +31,17 @@ export class MuxPool {
     private readonly material: TlsMaterial,
   ) {}
 
-  /** A session (or, to a peer without the multiplexer, a connection of its own) to `ep`. */
+  /**
+   * A session (or, to a peer without the multiplexer, a connection of its own) to `ep`. A session
+   * comes with a place reserved for the caller's stream: open it, or release() it.
+   */
   async carrier(service: string, ep: Endpoint, timeoutMs: number): Promise<TcpCarrier> {
     const key = `${service}\n${ep.host}\n${ep.address}:${ep.port}`;
     const live = this.live(key);
-    if (live !== null) return { session: live };
+    if (live !== null) {
+      live.reserve();
+      return { session: live };
+    }
     const until = this.noMux.get(key);
     if (until !== undefined) {
       if (Date.now() < until) return { socket: await this.dialer.dial(service, ep, timeoutMs) };
@@ -50,8 +56,9 @@ export class MuxPool {
     }
     const got = await pending;
     if (got instanceof MuxSession) {
-      if (got.open) return { session: got };
-      return this.carrier(service, ep, timeoutMs);
+      if (!got.open) return this.carrier(service, ep, timeoutMs);
+      got.reserve();
+      return { session: got };
     }
     // An old peer: the first caller takes the connection, the others dial their own.
     if (!claimed.has(got)) {
@@ -77,7 +84,8 @@ export class MuxPool {
     const list = this.sessions.get(key);
     if (list === undefined) return null;
     const version = this.material.version;
-    for (const s of list) {
+    // A copy: goAway() may close a session, which takes it out of `list`.
+    for (const s of [...list]) {
       if (!s.open) continue;
       if (s.version !== version) {
         // Made with older certificates: no new streams; closes when its last stream ends.

@@ -9,12 +9,14 @@
 import type net from 'node:net';
 import type tls from 'node:tls';
 import { MuxChannel } from './channel.js';
-import { FrameReader, FrameType, MAX_PAYLOAD, MuxProtocolError, STREAM_WINDOW, header, resetFrame, windowFrame } from './frames.js';
+import { FrameReader, FrameType, MAX_PAYLOAD, MuxProtocolError, STREAM_WINDOW, header, keepable, resetFrame, windowFrame } from './frames.js';
 
 /** Credit is returned once this much was passed on, not per frame: request/response traffic rarely needs a Window frame. */
 const CREDIT_AFTER = STREAM_WINDOW / 2;
 /** The most streams a session carries at once; the calling side opens another session past it. */
 export const MAX_STREAMS = 1024;
+/** Bytes written to the peer and not yet taken by it, past which we stop reading from it. */
+const MAX_UNREAD_OUT = 8 * 1024 * 1024;
 /** Stream ids are not reused: a session that used this many takes no new stream (a new one is dialed). */
 const MAX_STREAM_ID = 0x7fffffff;
 
@@ -26,8 +28,8 @@ export interface StreamEnd {
   onData(payload: Buffer): void;
   onWindow(increment: number): void;
   onFin(): void;
-  /** The peer reset the stream, or the session is gone. */
-  abort(): void;
+  /** The peer reset the stream (with its reason code), or the session is gone (no reason). */
+  abort(reason?: string): void;
   /** The session's TLS connection drained after congestion. */
   resumeFromSession(): void;
 }
@@ -100,7 +102,8 @@ export class MuxStream implements StreamEnd {
     this.outstanding += n;
     if (this.outstanding > STREAM_WINDOW + MAX_PAYLOAD) throw new MuxProtocolError(`stream ${this.id} sent past its window`);
     this.bytesIn += n;
-    if (this.socket.write(payload)) {
+    // Held by the socket if it is already backed up: then a small view is copied (keepable).
+    if (this.socket.write(this.socket.writableLength > 0 ? keepable(payload) : payload)) {
       this.unacked += n;
       if (this.unacked >= CREDIT_AFTER) this.credit(false);
     } else {
@@ -138,7 +141,8 @@ export class MuxStream implements StreamEnd {
   /** The peer reset the stream, or the session is gone. */
   abort(): void {
     this.reset = true;
-    this.socket.destroy();
+    // A reset, not a FIN: the app must not take a cut connection for a clean end.
+    this.socket.resetAndDestroy();
   }
 }
 
@@ -160,11 +164,13 @@ export class MuxSession {
   congested = false;
   private readonly sessionPaused = new Set<StreamEnd>();
   private nextId = 1;
+  private reserved = 0;
   private lastPeerId = 0;
   /** No new streams: we or the peer sent GoAway. */
   goingAway = false;
   closed = false;
   private idleTimer: NodeJS.Timeout | null = null;
+  private expiryTimer: NodeJS.Timeout | null = null;
 
   constructor(
     readonly socket: tls.TLSSocket,
@@ -187,7 +193,29 @@ export class MuxSession {
     socket.on('end', () => this.destroy());
     socket.on('close', () => this.destroy());
     this.armIdle();
+    this.watchExpiry();
     socket.resume();
+  }
+
+  /**
+   * The peer's certificate was checked at the handshake only: when it expires, the session takes no
+   * new stream (the next one dials again and the peer must show a current certificate).
+   */
+  private watchExpiry(): void {
+    const validTo = this.socket.getPeerX509Certificate?.()?.validTo;
+    const notAfter = validTo ? Date.parse(validTo) : NaN;
+    if (!Number.isFinite(notAfter)) return;
+    const check = (): void => {
+      const left = notAfter - Date.now();
+      if (left <= 0) {
+        this.expiryTimer = null;
+        this.goAway();
+        return;
+      }
+      this.expiryTimer = setTimeout(check, Math.min(left, 0x7fffffff));
+      this.expiryTimer.unref();
+    };
+    check();
   }
 
   get streamCount(): number {
@@ -196,11 +224,24 @@ export class MuxSession {
 
   /** Can carry one more new stream. */
   get open(): boolean {
-    return !this.closed && !this.goingAway && this.streams.size < MAX_STREAMS && this.nextId < MAX_STREAM_ID;
+    return !this.closed && !this.goingAway && this.streams.size + this.reserved < MAX_STREAMS && this.nextId + this.reserved < MAX_STREAM_ID;
+  }
+
+  /**
+   * Client side: hold a place for a stream about to be opened (callers that waited on the same dial
+   * all see `open` before any of them opens). openStream/openChannel take it; release() gives it back.
+   */
+  reserve(): void {
+    this.reserved++;
+  }
+
+  release(): void {
+    if (this.reserved > 0) this.reserved--;
   }
 
   /** Client side: carry `socket` as a new stream. */
   openStream(socket: net.Socket): MuxStream {
+    this.release();
     const id = this.nextId;
     this.nextId += 1;
     const stream = new MuxStream(id, socket, this);
@@ -213,6 +254,7 @@ export class MuxSession {
 
   /** Client side: a new stream used as a socket (the HTTP proxy's connections to other agents). */
   openChannel(): MuxChannel {
+    this.release();
     const id = this.nextId;
     this.nextId += 1;
     const ch = new MuxChannel(id, this);
@@ -251,7 +293,12 @@ export class MuxSession {
     const data = this.out.length === 1 ? this.out[0]! : Buffer.concat(this.out, this.outBytes);
     this.out = [];
     this.outBytes = 0;
-    if (!this.socket.write(data)) this.congested = true;
+    if (!this.socket.write(data)) {
+      this.congested = true;
+      // Windows bound the data we queue, not our answers (resets, credit) to a peer that sends
+      // and never reads: past this, stop reading it until it takes what we wrote.
+      if (this.socket.writableLength > MAX_UNREAD_OUT && !this.socket.isPaused()) this.socket.pause();
+    }
   };
 
   pauseForSession(s: StreamEnd): void {
@@ -260,6 +307,7 @@ export class MuxSession {
 
   private onDrain(): void {
     this.congested = false;
+    if (this.socket.isPaused()) this.socket.resume();
     for (const s of this.sessionPaused) s.resumeFromSession();
     this.sessionPaused.clear();
   }
@@ -295,6 +343,7 @@ export class MuxSession {
     if (this.closed) return;
     this.closed = true;
     this.disarmIdle();
+    if (this.expiryTimer !== null) clearTimeout(this.expiryTimer);
     if (err) this.socket.destroy();
     else if (!this.socket.writableEnded) this.socket.destroy();
     for (const s of this.streams.values()) s.abort();
@@ -320,7 +369,7 @@ export class MuxSession {
       return;
     }
     if (type === FrameType.Reset) {
-      this.streams.get(id)?.abort();
+      this.streams.get(id)?.abort(payload.toString('latin1'));
       return;
     }
     if (type === FrameType.GoAway) {
@@ -333,7 +382,8 @@ export class MuxSession {
     if (id <= this.lastPeerId) throw new MuxProtocolError(`stream id ${id} reused or out of order`);
     this.lastPeerId = id;
     if (this.goingAway) return void this.send(resetFrame(id, 'GOING_AWAY'));
-    if (this.streams.size >= MAX_STREAMS) return void this.send(resetFrame(id, 'TOO_MANY_STREAMS'));
+    // Slack over the caller's limit: a tcp stream can end on the caller's side a moment before ours.
+    if (this.streams.size >= MAX_STREAMS + MAX_STREAMS / 4) return void this.send(resetFrame(id, 'TOO_MANY_STREAMS'));
     if (this.events.onOpen) this.events.onOpen(id);
     else this.refuse(id, 'NOT_ACCEPTED');
   }
