@@ -276,8 +276,10 @@ async function startMeshOnce(o: MeshOptions, dir: string): Promise<MeshHandle> {
 
     // Profiling aid: HOSTMESH_BENCH_AGENT_NODE_ARGS="--cpu-prof --cpu-prof-dir=/tmp/prof" (Node refuses --cpu-prof in NODE_OPTIONS).
     const nodeArgs = (process.env['HOSTMESH_BENCH_AGENT_NODE_ARGS'] ?? '').split(' ').filter(Boolean);
-    agentB = procs.start('agent B', process.execPath, [...nodeArgs, agentBundle, 'agent', '--config', fileB], { env });
-    agentA = procs.start('agent A', process.execPath, [...nodeArgs, agentBundle, 'agent', '--config', fileA], { env });
+    // The agents get the environment the systemd unit gives them (its Environment= lines), but the log level.
+    const agentEnv = { ...env, ...unitEnvironment(), HOSTMESH_LOG_LEVEL: 'warn' };
+    agentB = procs.start('agent B', process.execPath, [...nodeArgs, agentBundle, 'agent', '--config', fileB], { env: agentEnv });
+    agentA = procs.start('agent A', process.execPath, [...nodeArgs, agentBundle, 'agent', '--config', fileA], { env: agentEnv });
 
     const readyTimeout = o.readyTimeoutMs ?? 60_000;
     const waitReady = async (t: Tracked, ip: string, adminPort: number): Promise<string | null> => {
@@ -314,9 +316,13 @@ async function startMeshOnce(o: MeshOptions, dir: string): Promise<MeshHandle> {
       if (allowed !== String(o.cpu)) notes.push(`${t.name} runs on CPUs ${allowed ?? '?'} (wanted ${o.cpu})`);
     }
 
-    // Idle footprint, after the joins settle and before any traffic.
+    // Idle footprint, before any traffic, once the start-up garbage is collected (2 s after ready it
+    // still counts ~12 MB of it, which an idle agent gives back within seconds).
     await sleep(2000);
+    const earlyRss = { A: rssMB(agentA.pid), B: rssMB(agentB.pid) };
+    await sleep(IDLE_SETTLE_MS);
     const idleRssMB = { A: rssMB(agentA.pid), B: rssMB(agentB.pid) };
+    log(`agent RSS 2 s after ready: A ${earlyRss.A?.toFixed(1)} MB, B ${earlyRss.B?.toFixed(1)} MB; ${IDLE_SETTLE_MS / 1000} s later (reported as idle): A ${idleRssMB.A?.toFixed(1)}, B ${idleRssMB.B?.toFixed(1)}`);
 
     const urls = { http: `http://${A_IP}:${httpPort}/`, tcp: `http://${A_IP}:${tcpPort}/` };
     // B's instances reach A's slice through the server; give that a moment, then say how it went.
@@ -369,4 +375,18 @@ async function startMeshOnce(o: MeshOptions, dir: string): Promise<MeshHandle> {
   } catch (e) {
     return unavailable(errText(e));
   }
+}
+
+/** How long the idle agents are left alone before their idle RSS is read. */
+const IDLE_SETTLE_MS = 15_000;
+
+/** The Environment= lines of systemd/hostmesh-agent.service, as variables. */
+function unitEnvironment(): Record<string, string> {
+  const unit = path.join(path.dirname(fileURLToPath(import.meta.url)), '../../../systemd/hostmesh-agent.service');
+  const env: Record<string, string> = {};
+  for (const line of fs.readFileSync(unit, 'utf8').split('\n')) {
+    const m = /^Environment=([A-Za-z_][A-Za-z0-9_]*)=(.*)$/.exec(line.trim());
+    if (m) env[m[1]!] = m[2]!;
+  }
+  return env;
 }
