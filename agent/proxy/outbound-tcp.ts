@@ -43,28 +43,56 @@ export function handleOutboundTcp(
   };
   client.once('close', release);
   client.on('error', () => undefined);
-  void connect(up, pool, metrics, 0, null).then(
-    ({ carrier, to }) => {
-      if (client.destroyed) {
-        if ('socket' in carrier) carrier.socket.destroy();
-        else carrier.session.release();
-        return;
-      }
+  let to = '';
+  const fail = (e: Error): void => {
+    log.debug({ service: up.service, err: e.message }, 'no upstream connection for a tcp client');
+    if (logIt) accessLog.write(tcpLine('outbound', source, up.service, '', started, 0, 0, e instanceof DialError ? 'CONNECT_FAILURE' : 'NO_HEALTHY_ENDPOINTS'));
+    client.destroy();
+  };
+  /** Carry the connection; `replay` is what it sent on a stream another agent refused at open. */
+  const attach = (got: Connected, reroutes: number, replay?: { sent: Buffer[]; ended: boolean }): void => {
+    const { carrier } = got;
+    if (client.destroyed) {
+      if ('socket' in carrier) carrier.socket.destroy();
+      else carrier.session.release();
+      return;
+    }
+    to = got.to;
+    if ('socket' in carrier) {
+      for (const b of replay?.sent ?? []) carrier.socket.write(b);
+      if (replay?.ended) carrier.socket.end();
+      pipeBoth(client, carrier.socket, noop);
+      return;
+    }
+    carrier.session.openStream(
+      client,
+      (sent, ended) => {
+        // Refused at open (the agent is draining, or full): nothing reached the service, so the
+        // connection goes to another instance with what it sent, as a failed connect would.
+        if (reroutes >= MAX_CONNECT_ATTEMPTS - 1) {
+          client.destroy();
+          return;
+        }
+        metrics.retried(up.service);
+        void connect(up, pool, metrics, 0, got.ep).then((next) => attach(next, reroutes + 1, { sent, ended }), fail);
+      },
+      replay,
+    );
+  };
+  void connect(up, pool, metrics, 0, null).then((got) => {
+    if (!client.destroyed) {
       metrics.connGroup('outbound', up.service, 'tcp')?.track(client);
-      const done = logIt ? () => accessLog.write(tcpLine('outbound', source, up.service, to, started, client.bytesRead, client.bytesWritten, null)) : noop;
-      if ('socket' in carrier) {
-        pipeBoth(client, carrier.socket, done);
-        return;
-      }
-      carrier.session.openStream(client);
-      client.once('close', done);
-    },
-    (e: Error) => {
-      log.debug({ service: up.service, err: e.message }, 'no upstream connection for a tcp client');
-      if (logIt) accessLog.write(tcpLine('outbound', source, up.service, '', started, 0, 0, e instanceof DialError ? 'CONNECT_FAILURE' : 'NO_HEALTHY_ENDPOINTS'));
-      client.destroy();
-    },
-  );
+      if (logIt) client.once('close', () => accessLog.write(tcpLine('outbound', source, up.service, to, started, client.bytesRead, client.bytesWritten, null)));
+    }
+    attach(got, 0);
+  }, fail);
+}
+
+interface Connected {
+  carrier: TcpCarrier;
+  /** address:port of the agent it goes to (access log). */
+  to: string;
+  ep: Endpoint;
 }
 
 const noop = (): void => undefined;
@@ -93,7 +121,7 @@ export function tcpLine(
   };
 }
 
-async function connect(up: UpstreamState, pool: MuxPool, metrics: ProxyMetrics, attempt: number, avoid: Endpoint | null): Promise<{ carrier: TcpCarrier; to: string }> {
+async function connect(up: UpstreamState, pool: MuxPool, metrics: ProxyMetrics, attempt: number, avoid: Endpoint | null): Promise<Connected> {
   const eligible = up.current();
   let ep = up.balancer.pick(eligible);
   // One re-pick to avoid the endpoint that just failed, when there is another.
@@ -105,7 +133,7 @@ async function connect(up: UpstreamState, pool: MuxPool, metrics: ProxyMetrics, 
     const carrier = await pool.carrier(up.service, ep, up.settings.connectTimeoutMs);
     up.balancer.onFinish(ep.host, performance.now() - started, true);
     up.outlier.onSuccess(ep.host);
-    return { carrier, to: `${ep.address}:${ep.port}` };
+    return { carrier, to: `${ep.address}:${ep.port}`, ep };
   } catch (e) {
     up.balancer.onFinish(ep.host, performance.now() - started, false);
     if (up.outlier.onFailure(ep.host, coarseClock.now())) metrics.ejected(up.service);

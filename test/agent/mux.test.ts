@@ -111,7 +111,7 @@ async function sessions(t: TestContext, onOpen?: (server: MuxSession, id: number
     const stream = client.openStream(near);
     return { app, local: () => local(stream.id)! };
   };
-  return { client, server, open, wire: ca };
+  return { client, server, open, local, wire: ca };
 }
 
 test('frames cut at every byte boundary are read back the same', () => {
@@ -416,4 +416,29 @@ test('a small payload cut from a large read is copied before it is held; a whole
   assert.equal(kept.length, 1);
   const whole = Buffer.allocUnsafeSlow(16 * 1024);
   assert.equal(keepable(whole.subarray(0, 15 * 1024)).buffer, whole.buffer);
+});
+
+test('a tcp stream refused at open hands the app connection back with what it sent, and goes on elsewhere', T, async (t) => {
+  const refusing = await sessions(t, (server, id) => {
+    server.refuse(id, 'GOING_AWAY');
+    return false;
+  });
+  const taking = await sessions(t);
+  const [app, near] = await socketPair(t);
+  near.pause();
+  const got = new Promise<{ sent: Buffer[]; ended: boolean }>((resolve) => refusing.client.openStream(near, (sent, ended) => resolve({ sent, ended })));
+  app.end('hello, are you there?');
+  const back = await got;
+  assert.equal(Buffer.concat(back.sent).toString(), 'hello, are you there?');
+  assert.equal(back.ended, true);
+  assert.equal(near.destroyed, false, 'the app connection is intact');
+  const stream = taking.client.openStream(near, () => assert.fail('refused twice'), back);
+  await until(() => taking.local(stream.id) !== undefined, 2000, 'the stream at the second instance');
+  const atLocal = collect(taking.local(stream.id)!);
+  const atApp = collect(app);
+  await atLocal.ended;
+  assert.equal(atLocal.data().toString(), 'hello, are you there?');
+  taking.local(stream.id)!.end('yes');
+  await atApp.ended;
+  assert.equal(atApp.data().toString(), 'yes');
 });

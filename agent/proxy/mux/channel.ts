@@ -8,14 +8,13 @@
 // writable; 'close' comes once both sides ended, or on destroy or reset. A reset from the peer is an
 // 'error' with code ECONNRESET first, as a TCP reset would be.
 import { EventEmitter } from 'node:events';
-import { FrameType, MAX_PAYLOAD, MuxProtocolError, STREAM_WINDOW, header, keepable, resetFrame, windowFrame } from './frames.js';
+import { FrameType, MAX_PAYLOAD, MuxProtocolError, REFUSALS, STREAM_WINDOW, header, keepable, resetFrame, windowFrame } from './frames.js';
 import type { MuxSession, StreamEnd } from './session.js';
 
 const CREDIT_AFTER = STREAM_WINDOW / 2;
 
 /** Error code of a stream the other agent refused at open (it processed nothing). */
 export const STREAM_REFUSED = 'HM_ERR_STREAM_REFUSED';
-const REFUSALS = new Set(['GOING_AWAY', 'TOO_MANY_STREAMS', 'NOT_ACCEPTED']);
 
 export class MuxChannel extends EventEmitter implements StreamEnd {
   bytesRead = 0;
@@ -90,6 +89,10 @@ export class MuxChannel extends EventEmitter implements StreamEnd {
   onFin(): void {
     this.gotFin = true;
     this.maybeEmitEnd();
+  }
+
+  onAccepted(): void {
+    // The HTTP proxy retries a refused request itself (STREAM_REFUSED): nothing kept here.
   }
 
   abort(reason?: string): void {

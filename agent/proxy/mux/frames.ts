@@ -23,7 +23,15 @@ export const enum FrameType {
   Window = 5,
   /** No new streams on this session (stream 0); the ones open carry on. */
   GoAway = 6,
+  /**
+   * Server → client: the stream was taken (no payload). Until then the calling side keeps what it
+   * sent on a tcp stream, so that a stream refused at open (GOING_AWAY…) is carried elsewhere.
+   */
+  Accepted = 7,
 }
+
+/** Reset reasons meaning "refused at open, nothing was processed": the stream may go elsewhere. */
+export const REFUSALS: ReadonlySet<string> = new Set(['GOING_AWAY', 'TOO_MANY_STREAMS', 'NOT_ACCEPTED']);
 
 export const HEADER_BYTES = 9;
 /** Largest payload of one frame; a socket read is never larger, a larger write is split. */
@@ -99,7 +107,7 @@ export class FrameReader {
     while (end - at >= HEADER_BYTES) {
       const type = buf[at]!;
       const length = buf.readUInt32BE(at + 5);
-      if (type < FrameType.Open || type > FrameType.GoAway) throw new MuxProtocolError(`unknown frame type ${type}`);
+      if (type < FrameType.Open || type > FrameType.Accepted) throw new MuxProtocolError(`unknown frame type ${type}`);
       if (length > MAX_PAYLOAD) throw new MuxProtocolError(`frame of ${length} bytes is over the ${MAX_PAYLOAD}-byte limit`);
       if (end - at - HEADER_BYTES < length) break;
       const stream = buf.readUInt32BE(at + 1);

@@ -9,7 +9,7 @@
 import type net from 'node:net';
 import type tls from 'node:tls';
 import { MuxChannel } from './channel.js';
-import { FrameReader, FrameType, MAX_PAYLOAD, MuxProtocolError, STREAM_WINDOW, header, keepable, resetFrame, windowFrame } from './frames.js';
+import { FrameReader, FrameType, MAX_PAYLOAD, MuxProtocolError, REFUSALS, STREAM_WINDOW, header, keepable, resetFrame, windowFrame } from './frames.js';
 
 /** Credit is returned once this much was passed on, not per frame: request/response traffic rarely needs a Window frame. */
 const CREDIT_AFTER = STREAM_WINDOW / 2;
@@ -32,7 +32,12 @@ export interface StreamEnd {
   abort(reason?: string): void;
   /** The session's TLS connection drained after congestion. */
   resumeFromSession(): void;
+  /** The server took the stream (client side). */
+  onAccepted(): void;
 }
+
+/** A tcp stream refused at open: what the app sent so far (and whether it ended), to carry elsewhere. */
+export type Refused = (sent: Buffer[], ended: boolean) => void;
 
 export class MuxStream implements StreamEnd {
   /** Bytes this side may still send before the peer returns credit. */
@@ -54,27 +59,53 @@ export class MuxStream implements StreamEnd {
   bytesIn = 0;
   bytesOut = 0;
 
+  /**
+   * Client side, until the server accepts the stream: what the app sent, kept to be carried
+   * elsewhere if the stream is refused (bounded by the window). Null once accepted.
+   */
+  private sent: Buffer[] | null = null;
+  private onRefused: Refused | null = null;
+
   constructor(
     readonly id: number,
     readonly socket: net.Socket,
     private readonly session: MuxSession,
+    replay?: { sent: Buffer[]; ended: boolean; onRefused: Refused },
   ) {
-    socket.on('data', (chunk: Buffer) => this.onSocketData(chunk));
-    socket.on('end', () => {
-      this.sentFin = true;
-      session.send(header(FrameType.Fin, id, 0));
-    });
-    socket.on('drain', () => this.credit(true));
-    socket.on('error', () => undefined);
-    socket.on('close', () => {
-      // Closed without both halves ending cleanly (error, destroy, reset from our side): tell the peer.
-      if (!this.reset && !(this.sentFin && this.gotFin)) session.send(resetFrame(id, this.resetReason));
-      session.forget(this);
-    });
+    if (replay !== undefined) {
+      this.sent = [];
+      this.onRefused = replay.onRefused;
+      for (const b of replay.sent) this.onSocketData(b);
+      if (replay.ended) this.onSocketEnd();
+    }
+    socket.on('data', this.onSocketData);
+    socket.on('end', this.onSocketEnd);
+    socket.on('drain', this.onSocketDrain);
+    socket.on('error', noop);
+    socket.on('close', this.onSocketClose);
   }
 
-  private onSocketData(chunk: Buffer): void {
+  private readonly onSocketEnd = (): void => {
+    this.sentFin = true;
+    this.session.send(header(FrameType.Fin, this.id, 0));
+  };
+
+  private readonly onSocketDrain = (): void => this.credit(true);
+
+  private readonly onSocketClose = (): void => {
+    // Closed without both halves ending cleanly (error, destroy, reset from our side): tell the peer.
+    if (!this.reset && !(this.sentFin && this.gotFin)) this.session.send(resetFrame(this.id, this.resetReason));
+    this.session.forget(this);
+  };
+
+  onAccepted(): void {
+    this.sent = null;
+    this.onRefused = null;
+  }
+
+  private readonly onSocketData = (chunk: Buffer): void => {
     const s = this.session;
+    if (this.sent !== null) this.sent.push(chunk);
     this.bytesOut += chunk.length;
     if (chunk.length <= MAX_PAYLOAD) {
       s.send(header(FrameType.Data, this.id, chunk.length), chunk);
@@ -93,7 +124,7 @@ export class MuxStream implements StreamEnd {
       s.pauseForSession(this);
       this.socket.pause();
     }
-  }
+  };
 
   /** Data frame from the peer. */
   onData(payload: Buffer): void {
@@ -139,8 +170,22 @@ export class MuxStream implements StreamEnd {
   }
 
   /** The peer reset the stream, or the session is gone. */
-  abort(): void {
+  abort(reason?: string): void {
     this.reset = true;
+    const onRefused = this.onRefused;
+    if (onRefused !== null && this.sent !== null && reason !== undefined && REFUSALS.has(reason) && !this.socket.destroyed) {
+      // Nothing reached the service: hand the app's connection back, untouched, to go elsewhere.
+      const s = this.socket;
+      s.pause();
+      s.off('data', this.onSocketData);
+      s.off('end', this.onSocketEnd);
+      s.off('drain', this.onSocketDrain);
+      s.off('error', noop);
+      s.off('close', this.onSocketClose);
+      this.session.forget(this);
+      onRefused(this.sent, this.sentFin);
+      return;
+    }
     // A reset, not a FIN: the app must not take a cut connection for a clean end.
     this.socket.resetAndDestroy();
   }
@@ -154,6 +199,8 @@ export interface MuxSessionEvents {
   /** A stream ended (after its socket closed). */
   onStreamClosed?(stream: StreamEnd): void;
 }
+
+const noop = (): void => undefined;
 
 export class MuxSession {
   private readonly streams = new Map<number, StreamEnd>();
@@ -239,16 +286,19 @@ export class MuxSession {
     if (this.reserved > 0) this.reserved--;
   }
 
-  /** Client side: carry `socket` as a new stream. */
-  openStream(socket: net.Socket): MuxStream {
+  /**
+   * Client side: carry `socket` as a new stream. `onRefused` gets the connection back if the
+   * server refuses the stream at open; `replay` is what the app sent on a stream refused before.
+   */
+  openStream(socket: net.Socket, onRefused?: Refused, replay?: { sent: Buffer[]; ended: boolean }): MuxStream {
     this.release();
     const id = this.nextId;
     this.nextId += 1;
-    const stream = new MuxStream(id, socket, this);
+    this.send(header(FrameType.Open, id, 0));
+    const stream = new MuxStream(id, socket, this, onRefused ? { sent: replay?.sent ?? [], ended: replay?.ended ?? false, onRefused } : undefined);
     this.streams.set(id, stream);
     this.disarmIdle();
-    this.send(header(FrameType.Open, id, 0));
-    socket.resume();
+    if (!stream.sentFin) socket.resume();
     return stream;
   }
 
@@ -269,6 +319,7 @@ export class MuxSession {
     const ch = new MuxChannel(id, this);
     this.streams.set(id, ch);
     this.disarmIdle();
+    this.send(header(FrameType.Accepted, id, 0));
     return ch;
   }
 
@@ -372,6 +423,11 @@ export class MuxSession {
       this.streams.get(id)?.abort(payload.toString('latin1'));
       return;
     }
+    if (type === FrameType.Accepted) {
+      if (this.role !== 'client') throw new MuxProtocolError('the calling agent sent Accepted');
+      this.streams.get(id)?.onAccepted();
+      return;
+    }
     if (type === FrameType.GoAway) {
       this.goingAway = true;
       if (this.streams.size === 0) this.close();
@@ -393,6 +449,7 @@ export class MuxSession {
     const stream = new MuxStream(id, socket, this);
     this.streams.set(id, stream);
     this.disarmIdle();
+    this.send(header(FrameType.Accepted, id, 0));
     return stream;
   }
 
