@@ -193,11 +193,8 @@ export class InboundListener {
     }
     const started = performance.now();
     const accessLog = service.accessLog ? this.accessLog : null;
-    const decision = service.access.decide(peer.source, null, null);
-    if (!decision.allowed || decision.wouldDeny) this.metrics.denied(service.name, decision.reason, decision.audit ? 'audit' : 'enforce');
-    if (!decision.allowed) {
-      this.log.info({ source: peer.spiffeId, service: service.name, reason: decision.reason }, 'tcp connection denied by access policy');
-      accessLog?.write(tcpLine('inbound', peer.source, service.name, '', started, 0, 0, decision.reason));
+    const denied = this.tcpDenial(service, peer, started, accessLog);
+    if (denied !== null) {
       socket.destroy();
       return;
     }
@@ -215,6 +212,16 @@ export class InboundListener {
         socket.destroy();
       }
     });
+  }
+
+  /** The access policy for a new tcp connection or stream: null if allowed, else the reason (counted, logged). */
+  private tcpDenial(service: LocalService, peer: PeerInfo, started: number, accessLog: AccessLog | null): string | null {
+    const decision = service.access.decide(peer.source, null, null);
+    if (!decision.allowed || decision.wouldDeny) this.metrics.denied(service.name, decision.reason, decision.audit ? 'audit' : 'enforce');
+    if (decision.allowed) return null;
+    this.log.info({ source: peer.spiffeId, service: service.name, reason: decision.reason }, 'tcp connection denied by access policy');
+    accessLog?.write(tcpLine('inbound', peer.source, service.name, '', started, 0, 0, decision.reason));
+    return decision.reason;
   }
 
   private acceptMux(socket: tls.TLSSocket, peer: PeerInfo): void {
@@ -248,12 +255,9 @@ export class InboundListener {
     }
     const started = performance.now();
     const accessLog = service.accessLog ? this.accessLog : null;
-    const decision = service.access.decide(peer.source, null, null);
-    if (!decision.allowed || decision.wouldDeny) this.metrics.denied(service.name, decision.reason, decision.audit ? 'audit' : 'enforce');
-    if (!decision.allowed) {
-      this.log.info({ source: peer.spiffeId, service: service.name, reason: decision.reason }, 'tcp connection denied by access policy');
-      accessLog?.write(tcpLine('inbound', peer.source, service.name, '', started, 0, 0, decision.reason));
-      session.refuse(id, decision.reason);
+    const denied = this.tcpDenial(service, peer, started, accessLog);
+    if (denied !== null) {
+      session.refuse(id, denied);
       return;
     }
     const local = net.connect({ host: service.host, port: service.port, allowHalfOpen: true, noDelay: true });

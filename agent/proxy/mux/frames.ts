@@ -31,7 +31,7 @@ export const enum FrameType {
 }
 
 /** Reset reasons meaning "refused at open, nothing was processed": the stream may go elsewhere. */
-export const REFUSALS: ReadonlySet<string> = new Set(['GOING_AWAY', 'TOO_MANY_STREAMS', 'NOT_ACCEPTED']);
+export const REFUSALS: ReadonlySet<string> = new Set(['GOING_AWAY', 'TOO_MANY_STREAMS', 'NOT_ACCEPTED', 'UNKNOWN_SERVICE']);
 
 export const HEADER_BYTES = 9;
 /** Largest payload of one frame; a socket read is never larger, a larger write is split. */
