@@ -86,6 +86,7 @@ export const HostConfigSchema = Type.Object(
     upstreams: Type.Optional(Type.Array(UpstreamSchema, { maxItems: 256 })),
     logLevel: Type.Optional(Type.Union(['fatal', 'error', 'warn', 'info', 'debug', 'trace'].map((l) => Type.Literal(l)))),
     drainTimeout: Type.Optional(Type.String({ pattern: DURATION_PATTERN, description: 'on SIGTERM, how long requests in flight may take to finish before the agent cuts them; default 20s (systemd stops it after 30s)' })),
+    multiplex: Type.Optional(Type.Boolean({ description: 'carry connections to and from other agents as streams of one mTLS connection per service and agent (ALPN hostmesh-mux/1); false: one mTLS connection per app connection, both ways; default true' })),
     metrics: Type.Optional(MetricsConfigSchema),
     accessLog: Type.Optional(AccessLogConfigSchema),
     tracing: Type.Optional(TracingConfigSchema),
@@ -142,6 +143,8 @@ export interface HostConfig {
   readonly logLevel: string;
   /** Graceful stop budget (ms); see drainTimeout. Optional so hand-built configs (tests) need not name it. */
   readonly drainTimeoutMs?: number;
+  /** Multiplexed connections between agents (default true). */
+  readonly multiplex?: boolean;
   // Optional so a HostConfig built by hand (tests) need not name them; resolveHostConfig fills all three.
   readonly metrics?: { readonly traffic: boolean; readonly summaries?: boolean; readonly summaryIntervalMs?: number };
   /** Where access log lines go when a Mesh or Service turns them on (null: stdout). */
@@ -232,6 +235,7 @@ export function resolveHostConfig(raw: unknown, source = 'host config'): HostCon
     upstreams: Object.freeze(upstreams),
     logLevel: c.logLevel ?? 'info',
     drainTimeoutMs: c.drainTimeout === undefined ? 20_000 : parseDuration(c.drainTimeout),
+    multiplex: c.multiplex ?? true,
     metrics: Object.freeze({ traffic: c.metrics?.traffic ?? true, summaries: c.metrics?.summaries ?? true, summaryIntervalMs: c.metrics?.summaryInterval ? parseDuration(c.metrics.summaryInterval) : 10_000 }),
     accessLog: Object.freeze({ path: c.accessLog?.path ?? null }),
     tracing: c.tracing

@@ -57,7 +57,7 @@ export class ProxyDataPlane implements DataPlane {
   async start(certs: CertManager, trust: TrustBundle, trustDomain: string): Promise<void> {
     this.trustDomain ||= trustDomain;
     const material = (this.material = new TlsMaterial(certs, trust, this.callerService));
-    this.muxPool = new MuxPool(new Dialer(material, () => this.trustDomain), material);
+    this.muxPool = new MuxPool(new Dialer(material, () => this.trustDomain), material, this.config.multiplex ?? true);
     this.inboundHttp = new InboundHttp(this.metrics, this.log.child({ side: 'inbound' }), () => this.inboundState?.services, this.obs);
     this.outboundHttp = new OutboundHttp(
       (s) => this.upstreams.get(s),
@@ -68,7 +68,7 @@ export class ProxyDataPlane implements DataPlane {
       this.log.child({ side: 'outbound' }),
       this.obs,
     );
-    this.inbound = new InboundListener(this.config.inbound, material, () => this.inboundState, this.inboundHttp, this.metrics, this.log.child({ side: 'inbound' }), this.obs.accessLog);
+    this.inbound = new InboundListener(this.config.inbound, material, () => this.inboundState, this.inboundHttp, this.metrics, this.log.child({ side: 'inbound' }), this.obs.accessLog, this.config.multiplex ?? true);
     await this.inbound.start();
   }
 

@@ -61,6 +61,8 @@ export class InboundListener {
     private readonly metrics: ProxyMetrics,
     private readonly log: Logger,
     private readonly accessLog: AccessLog | null = null,
+    /** False: the multiplexer is not offered (callers then connect one-to-one). */
+    private readonly multiplex = true,
   ) {}
 
   async start(): Promise<void> {
@@ -78,8 +80,8 @@ export class InboundListener {
       ca: this.material.roots(),
       minVersion: MIN_VERSION,
       secureOptions: SECURE_OPTIONS,
-      // Offered only by callers that can multiplex tcp; http/1.1 so that an http client naming it is not refused.
-      ALPNProtocols: [MUX_ALPN, 'http/1.1'],
+      // Offered only by callers that can multiplex; http/1.1 so that an http client naming it is not refused.
+      ...(this.multiplex ? { ALPNProtocols: [MUX_ALPN, 'http/1.1'] } : {}),
       allowHalfOpen: true,
       // Replies leave as they are written: with Nagle, a frame written while an earlier one is
       // unacknowledged (several streams on one session, a pipelined response) waited for the

@@ -29,6 +29,8 @@ export class MuxPool {
   constructor(
     private readonly dialer: Dialer,
     private readonly material: TlsMaterial,
+    /** False (host config `multiplex: false`): every caller gets an mTLS connection of its own. */
+    private readonly multiplex = true,
   ) {}
 
   /**
@@ -36,6 +38,7 @@ export class MuxPool {
    * comes with a place reserved for the caller's stream: open it, or release() it.
    */
   async carrier(service: string, ep: Endpoint, timeoutMs: number): Promise<TcpCarrier> {
+    if (!this.multiplex) return { socket: await this.dialer.dial(service, ep, timeoutMs) };
     const key = `${service}\n${ep.host}\n${ep.address}:${ep.port}`;
     const live = this.live(key);
     if (live !== null) {

@@ -1,0 +1,67 @@
+// Agents that do not multiplex (host config `multiplex: false`, or an agent from before the
+// multiplexer, which does not offer or select its ALPN) still carry traffic with agents that do:
+// one mTLS connection per app connection, as before. Real server, real agent processes; addresses
+// 127.0.7.1–127.0.7.4 only.
+import { after, before, describe, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { readFileSync } from 'node:fs';
+import http from 'node:http';
+import { startTestServer, type TestServer } from '../helpers/server.js';
+import { startTwoHosts } from '../helpers/two-hosts.js';
+import { Cleanup, describeResult, httpRequest, tcpClient } from '../helpers/traffic.js';
+
+/** Established TCP connections to `to`:`port`, from /proc/net/tcp. */
+function establishedTo(to: string, port: number): number {
+  const hex = (ip: string): string => Buffer.from(ip.split('.').map(Number).reverse()).toString('hex').toUpperCase();
+  const remote = `${hex(to)}:${port.toString(16).toUpperCase().padStart(4, '0')}`;
+  return readFileSync('/proc/net/tcp', 'utf8')
+    .split('\n')
+    .slice(1)
+    .map((l) => l.trim().split(/\s+/))
+    .filter((f) => f[2] === remote && f[3] === '01').length;
+}
+
+for (const side of ['b', 'a'] as const) {
+  const A = side === 'b' ? '127.0.7.1' : '127.0.7.3';
+  const B = side === 'b' ? '127.0.7.2' : '127.0.7.4';
+  describe(`data plane with multiplex: false on ${side === 'b' ? 'the called' : 'the calling'} agent`, { timeout: 90_000 }, () => {
+    const bag = new Cleanup();
+    let s: TestServer;
+
+    before(async () => {
+      s = await startTestServer();
+      bag.add(() => s.cleanup());
+      await startTwoHosts(s, bag, {
+        prefix: `dp-nomux-${side}`,
+        A,
+        B,
+        webOut: 19201,
+        dbOut: 19202,
+        meshSpec: { defaultAccess: 'allow', certTTL: '1h', disconnectGracePeriod: '2s' },
+        extra: { [side]: { multiplex: false } },
+      });
+    }, { timeout: 40_000 });
+
+    after(() => bag.run());
+
+    test('http and tcp go through, one mTLS connection per app connection', { timeout: 30_000 }, async () => {
+      const agent = new http.Agent({ keepAlive: true, maxSockets: 6 });
+      const tcp = Array.from({ length: 3 }, () => tcpClient(A, 19202));
+      try {
+        const results = await Promise.all(Array.from({ length: 24 }, (_, i) => httpRequest({ host: A, port: 19201, path: `/nomux/${i}`, timeoutMs: 5000, agent })));
+        for (const r of results) assert.equal(r.status, 200, describeResult(r));
+        for (const [i, c] of tcp.entries()) {
+          assert.equal(await c.connected, true);
+          c.socket.write(`conn ${i}\n`);
+          assert.equal((await c.waitBytes(`conn ${i}\n`.length, 5000)).toString(), `conn ${i}\n`);
+        }
+        // At least one per tcp connection and more than one for http: not two shared sessions.
+        const n = establishedTo(B, 15443);
+        assert.ok(n >= 3 + 2, `${n} established connections to ${B}:15443`);
+      } finally {
+        agent.destroy();
+        for (const c of tcp) c.socket.destroy();
+      }
+    });
+  });
+}
