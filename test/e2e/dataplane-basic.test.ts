@@ -4,7 +4,6 @@
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { createHash, randomBytes } from 'node:crypto';
-import { readFileSync } from 'node:fs';
 import http from 'node:http';
 import { startTestServer, type TestServer } from '../helpers/server.js';
 import { startTwoHosts } from '../helpers/two-hosts.js';
@@ -15,6 +14,7 @@ import {
   agentTails,
   describeResult,
   eofTrailer,
+  establishedTo,
   httpRequest,
   probe,
   tcpClient,
@@ -24,16 +24,6 @@ import {
 
 const TD = 'hostmesh.local';
 
-/** Established TCP connections to `to`:`port`, read from /proc/net/tcp (only A's agent calls B here; its source address is the kernel's pick). */
-function establishedTo(to: string, port: number): number {
-  const hex = (ip: string): string => Buffer.from(ip.split('.').map(Number).reverse()).toString('hex').toUpperCase();
-  const remote = `${hex(to)}:${port.toString(16).toUpperCase().padStart(4, '0')}`;
-  return readFileSync('/proc/net/tcp', 'utf8')
-    .split('\n')
-    .slice(1)
-    .map((l) => l.trim().split(/\s+/))
-    .filter((f) => f[2] === remote && f[3] === '01').length;
-}
 const A = '127.0.2.1'; // calls web and db; registers api
 const B = '127.0.2.2'; // runs web (http) and db (tcp)
 const WEB_OUT = 19101; // A's outbound listener for web

@@ -4,22 +4,11 @@
 // 127.0.7.1–127.0.7.4 only.
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { readFileSync } from 'node:fs';
 import http from 'node:http';
 import { startTestServer, type TestServer } from '../helpers/server.js';
 import { startTwoHosts } from '../helpers/two-hosts.js';
-import { Cleanup, describeResult, httpRequest, tcpClient } from '../helpers/traffic.js';
+import { Cleanup, describeResult, establishedTo, httpRequest, tcpClient } from '../helpers/traffic.js';
 
-/** Established TCP connections to `to`:`port`, from /proc/net/tcp. */
-function establishedTo(to: string, port: number): number {
-  const hex = (ip: string): string => Buffer.from(ip.split('.').map(Number).reverse()).toString('hex').toUpperCase();
-  const remote = `${hex(to)}:${port.toString(16).toUpperCase().padStart(4, '0')}`;
-  return readFileSync('/proc/net/tcp', 'utf8')
-    .split('\n')
-    .slice(1)
-    .map((l) => l.trim().split(/\s+/))
-    .filter((f) => f[2] === remote && f[3] === '01').length;
-}
 
 for (const side of ['b', 'a'] as const) {
   const A = side === 'b' ? '127.0.7.1' : '127.0.7.3';

@@ -2,6 +2,7 @@
 // (and can be told to be slow, to fail, or to drop connections), a TCP echo with half-close, an HTTP
 // client and load generator that never throw and never hang, raw probes of an agent's inbound
 // listener, and certificates made by hand for the refusal tests.
+import { readFileSync } from 'node:fs';
 import { createHash, randomBytes, webcrypto } from 'node:crypto';
 import http from 'node:http';
 import net from 'node:net';
@@ -614,3 +615,14 @@ export function urisOf(cert: tls.PeerCertificate | null): string[] {
 
 /** W3C traceparent, version 00. */
 export const TRACEPARENT = /^00-([0-9a-f]{32})-([0-9a-f]{16})-([0-9a-f]{2})$/;
+
+/** Established TCP connections to `to`:`port` on this host, read from /proc/net/tcp (any source address). */
+export function establishedTo(to: string, port: number): number {
+  const hex = (ip: string): string => Buffer.from(ip.split('.').map(Number).reverse()).toString('hex').toUpperCase();
+  const remote = `${hex(to)}:${port.toString(16).toUpperCase().padStart(4, '0')}`;
+  return readFileSync('/proc/net/tcp', 'utf8')
+    .split('\n')
+    .slice(1)
+    .map((l) => l.trim().split(/\s+/))
+    .filter((f) => f[2] === remote && f[3] === '01').length;
+}
