@@ -8,10 +8,8 @@
 // writable; 'close' comes once both sides ended, or on destroy or reset. A reset from the peer is an
 // 'error' with code ECONNRESET first, as a TCP reset would be.
 import { EventEmitter } from 'node:events';
-import { FrameType, MAX_PAYLOAD, MuxProtocolError, REFUSALS, STREAM_WINDOW, header, keepable, resetFrame, windowFrame } from './frames.js';
+import { CREDIT_AFTER, FrameType, MuxProtocolError, REFUSALS, ReceiveWindow, STREAM_WINDOW, header, keepable, resetFrame } from './frames.js';
 import type { MuxSession, StreamEnd } from './session.js';
-
-const CREDIT_AFTER = STREAM_WINDOW / 2;
 
 /** Error code of a stream the other agent refused at open (it processed nothing). */
 export const STREAM_REFUSED = 'HM_ERR_STREAM_REFUSED';
@@ -23,7 +21,7 @@ export class MuxChannel extends EventEmitter implements StreamEnd {
   writableNeedDrain = false;
   private sendWindow = STREAM_WINDOW;
   private unacked = 0;
-  private outstanding = 0;
+  private readonly window: ReceiveWindow;
   private paused = false;
   private readonly queue: Buffer[] = [];
   /** Written past the send window: sent as credit comes. */
@@ -40,6 +38,7 @@ export class MuxChannel extends EventEmitter implements StreamEnd {
     private readonly session: MuxSession,
   ) {
     super();
+    this.window = new ReceiveWindow(id);
   }
 
   get remoteAddress(): string | undefined {
@@ -55,8 +54,7 @@ export class MuxChannel extends EventEmitter implements StreamEnd {
   onData(payload: Buffer): void {
     if (this.gotFin) throw new MuxProtocolError(`data after end on stream ${this.id}`);
     const n = payload.length;
-    this.outstanding += n;
-    if (this.outstanding > STREAM_WINDOW + MAX_PAYLOAD) throw new MuxProtocolError(`stream ${this.id} sent past its window`);
+    this.window.received(n);
     if (this.destroyed) return;
     this.bytesRead += n;
     this.timer?.refresh();
@@ -133,10 +131,7 @@ export class MuxChannel extends EventEmitter implements StreamEnd {
   /** Sends `buf`, up to the window; the rest waits in pendingOut. */
   private sendNow(buf: Buffer): void {
     const n = Math.min(buf.length, this.sendWindow);
-    for (let at = 0; at < n; at += MAX_PAYLOAD) {
-      const part = buf.subarray(at, Math.min(n, at + MAX_PAYLOAD));
-      this.session.send(header(FrameType.Data, this.id, part.length), at === 0 && part.length === buf.length ? buf : part);
-    }
+    this.session.sendData(this.id, n === buf.length ? buf : buf.subarray(0, n));
     this.sendWindow -= n;
     if (n < buf.length) this.pendingOut.push(buf.subarray(n));
   }
@@ -228,8 +223,7 @@ export class MuxChannel extends EventEmitter implements StreamEnd {
   private consumed(n: number): void {
     this.unacked += n;
     if (this.unacked >= CREDIT_AFTER) {
-      this.outstanding -= this.unacked;
-      this.session.send(windowFrame(this.id, this.unacked));
+      this.session.send(this.window.credit(this.unacked));
       this.unacked = 0;
     }
   }

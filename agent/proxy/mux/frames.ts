@@ -43,6 +43,31 @@ export const MAX_PAYLOAD = 64 * 1024;
  */
 export const STREAM_WINDOW = 256 * 1024;
 
+/** Credit is returned once this much was passed on, not per frame: request/response traffic rarely needs a Window frame. */
+export const CREDIT_AFTER = STREAM_WINDOW / 2;
+
+/**
+ * The receiving side of one stream's window: what the peer sent and we have not credited back.
+ * Both kinds of stream end (socket-bound and channel) keep one.
+ */
+export class ReceiveWindow {
+  private outstanding = 0;
+
+  constructor(private readonly stream: number) {}
+
+  /** `n` payload bytes arrived; a peer that sends past its window is a protocol error. */
+  received(n: number): void {
+    this.outstanding += n;
+    if (this.outstanding > STREAM_WINDOW + MAX_PAYLOAD) throw new MuxProtocolError(`stream ${this.stream} sent past its window`);
+  }
+
+  /** The Window frame that gives `n` passed-on bytes back to the peer. */
+  credit(n: number): Buffer {
+    this.outstanding -= n;
+    return windowFrame(this.stream, n);
+  }
+}
+
 export function header(type: FrameType, stream: number, length: number): Buffer {
   const h = Buffer.allocUnsafe(HEADER_BYTES);
   h[0] = type;

@@ -9,10 +9,8 @@
 import type net from 'node:net';
 import type tls from 'node:tls';
 import { MuxChannel } from './channel.js';
-import { FrameReader, FrameType, MAX_PAYLOAD, MuxProtocolError, REFUSALS, STREAM_WINDOW, header, keepable, resetFrame, windowFrame } from './frames.js';
+import { CREDIT_AFTER, FrameReader, FrameType, MAX_PAYLOAD, MuxProtocolError, REFUSALS, ReceiveWindow, STREAM_WINDOW, header, keepable, resetFrame } from './frames.js';
 
-/** Credit is returned once this much was passed on, not per frame: request/response traffic rarely needs a Window frame. */
-const CREDIT_AFTER = STREAM_WINDOW / 2;
 /** The most streams a session carries at once; the calling side opens another session past it. */
 export const MAX_STREAMS = 1024;
 /** Bytes written to the peer and not yet taken by it, past which we stop reading from it. */
@@ -46,8 +44,7 @@ export class MuxStream implements StreamEnd {
   private unacked = 0;
   /** Bytes received while the socket was congested: credited when it drains. */
   private held = 0;
-  /** Received and not yet credited: what the peer believes is outstanding. */
-  private outstanding = 0;
+  private readonly window: ReceiveWindow;
   sentFin = false;
   gotFin = false;
   private reset = false;
@@ -72,6 +69,7 @@ export class MuxStream implements StreamEnd {
     private readonly session: MuxSession,
     replay?: { sent: Buffer[]; ended: boolean; onRefused: Refused },
   ) {
+    this.window = new ReceiveWindow(id);
     if (replay !== undefined) {
       this.sent = [];
       this.onRefused = replay.onRefused;
@@ -107,14 +105,7 @@ export class MuxStream implements StreamEnd {
     const s = this.session;
     if (this.sent !== null) this.sent.push(chunk);
     this.bytesOut += chunk.length;
-    if (chunk.length <= MAX_PAYLOAD) {
-      s.send(header(FrameType.Data, this.id, chunk.length), chunk);
-    } else {
-      for (let at = 0; at < chunk.length; at += MAX_PAYLOAD) {
-        const part = chunk.subarray(at, Math.min(chunk.length, at + MAX_PAYLOAD));
-        s.send(header(FrameType.Data, this.id, part.length), part);
-      }
-    }
+    s.sendData(this.id, chunk);
     this.sendWindow -= chunk.length;
     if (this.sendWindow <= 0) {
       this.pausedForWindow = true;
@@ -130,8 +121,7 @@ export class MuxStream implements StreamEnd {
   onData(payload: Buffer): void {
     if (this.gotFin) throw new MuxProtocolError(`data after end on stream ${this.id}`);
     const n = payload.length;
-    this.outstanding += n;
-    if (this.outstanding > STREAM_WINDOW + MAX_PAYLOAD) throw new MuxProtocolError(`stream ${this.id} sent past its window`);
+    this.window.received(n);
     this.bytesIn += n;
     // Held by the socket if it is already backed up: then a small view is copied (keepable).
     if (this.socket.write(this.socket.writableLength > 0 ? keepable(payload) : payload)) {
@@ -147,8 +137,7 @@ export class MuxStream implements StreamEnd {
     if (n === 0) return;
     this.unacked = 0;
     if (drained) this.held = 0;
-    this.outstanding -= n;
-    this.session.send(windowFrame(this.id, n));
+    this.session.send(this.window.credit(n));
   }
 
   onWindow(increment: number): void {
@@ -321,6 +310,19 @@ export class MuxSession {
     this.disarmIdle();
     this.send(header(FrameType.Accepted, id, 0));
     return ch;
+  }
+
+  /** Queue `buf` as Data frames of stream `id`, cut at MAX_PAYLOAD. */
+  sendData(id: number, buf: Buffer): void {
+    const n = buf.length;
+    if (n <= MAX_PAYLOAD) {
+      this.send(header(FrameType.Data, id, n), buf);
+      return;
+    }
+    for (let at = 0; at < n; at += MAX_PAYLOAD) {
+      const part = buf.subarray(at, Math.min(n, at + MAX_PAYLOAD));
+      this.send(header(FrameType.Data, id, part.length), part);
+    }
   }
 
   /** Queue frames; they leave together at the end of this event-loop turn. */
