@@ -3,12 +3,9 @@
 // GET /v1/topology show exactly that traffic. Real server, real agents; addresses 127.0.6.x only.
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import fs from 'node:fs';
-import path from 'node:path';
-import { runCli, startTestServer, tempDir, type TestServer } from '../helpers/server.js';
-import { startTwoHosts } from '../helpers/two-hosts.js';
-import { waitFor, type TestAgent } from '../helpers/agent.js';
-import { Cleanup, agentTails, describeResult, httpRequest, type HeaderEcho } from '../helpers/traffic.js';
+import { runCli, startTestServer, type TestServer } from '../helpers/server.js';
+import { sendMix, startStatsHosts, waitForSummaries, type StatsHosts } from '../helpers/stats.js';
+import { Cleanup } from '../helpers/traffic.js';
 import type { StatsView } from '../../shared/golden.js';
 
 const A = '127.0.6.1'; // registers api, calls web
@@ -21,48 +18,21 @@ const FAILED = 10;
 describe('golden metrics: agents → server → hostmesh stat', { timeout: 90_000 }, () => {
   const bag = new Cleanup();
   let s: TestServer;
-  let a: TestAgent;
-  let b: TestAgent;
-  let web: HeaderEcho;
-  let env: Record<string, string>;
+  let h: StatsHosts;
 
   before(async () => {
     s = await startTestServer();
     bag.add(() => s.cleanup());
-    const fast = { metrics: { summaryInterval: '1s' } };
-    ({ a, b, web } = await startTwoHosts(s, bag, {
-      prefix: 'stats',
-      A,
-      B,
-      webOut: WEB_OUT,
-      dbOut: DB_OUT,
-      meshSpec: { defaultAccess: 'allow', certTTL: '1h', disconnectGracePeriod: '2s' },
-      extra: { a: fast, b: fast },
-    }));
-    const dir = tempDir();
-    bag.add(() => fs.rmSync(dir, { recursive: true, force: true }));
-    fs.writeFileSync(path.join(dir, 'ca.pem'), s.caPem);
-    env = { HOSTMESH_ADDR: s.url, HOSTMESH_TOKEN: s.token, HOSTMESH_CA_FILE: path.join(dir, 'ca.pem') };
+    h = await startStatsHosts(s, bag, { prefix: 'stats', A, B, webOut: WEB_OUT, dbOut: DB_OUT, metrics: {} });
   }, { timeout: 40_000 });
 
   after(() => bag.run());
 
   test('a known mix of successes and failures shows up in stat, stats and topology as sent', { timeout: 40_000 }, async () => {
-    for (let i = 0; i < OK; i++) {
-      const r = await httpRequest({ host: A, port: WEB_OUT, path: `/ok/${i}`, timeoutMs: 5000 });
-      assert.equal(r.status, 200, `${describeResult(r)}${agentTails([a, b])}`);
-    }
-    web.setStatus(500);
-    for (let i = 0; i < FAILED; i++) assert.equal((await httpRequest({ host: A, port: WEB_OUT, path: '/fail', timeoutMs: 5000 })).status, 500);
-    web.setStatus(null);
+    await sendMix(h, A, WEB_OUT, OK, FAILED);
 
     // Both agents' summaries: the callee's (inbound) and the caller's (outbound edge).
-    const view = await waitFor('summaries of all 50 requests from both agents', async () => {
-      const v = (await s.api('GET', '/v1/stats?window=1m')).body as StatsView;
-      const w = v.services.find((x) => x.service === 'web');
-      const e = v.edges.find((x) => x.destination === 'web');
-      return w?.measuredAt === 'inbound' && w.requests === OK + FAILED && e?.requests === OK + FAILED ? v : null;
-    }, 15_000, 250);
+    const view = await waitForSummaries(s, OK + FAILED);
     const w = view.services.find((x) => x.service === 'web')!;
     assert.equal(w.measuredAt, 'inbound', 'web’s own agent reported what it served');
     assert.equal(w.failures, FAILED);
@@ -73,15 +43,15 @@ describe('golden metrics: agents → server → hostmesh stat', { timeout: 90_00
     assert.equal(edge.requests, OK + FAILED, 'the caller’s agent counted the same requests');
     assert.equal(edge.failures, FAILED);
 
-    const stat = await runCli(['stat', 'web', '-o', 'json'], { env });
+    const stat = await runCli(['stat', 'web', '-o', 'json'], { env: h.env });
     assert.equal(stat.code, 0, stat.stderr);
     const json = JSON.parse(stat.stdout) as StatsView;
     assert.deepEqual(json.services.map((x) => [x.service, x.requests, x.failures]), [['web', OK + FAILED, FAILED]]);
-    const table = await runCli(['stat'], { env });
+    const table = await runCli(['stat'], { env: h.env });
     assert.equal(table.code, 0, table.stderr);
     assert.match(table.stdout, /^SERVICE\s+SUCCESS\s+RPS\s+REQUESTS\s+P50\s+P95\s+P99/m);
     assert.match(table.stdout, /^web\s+80\.00%\s+\S+\s+50\s/m);
-    const edges = await runCli(['stat', '--edges'], { env });
+    const edges = await runCli(['stat', '--edges'], { env: h.env });
     assert.match(edges.stdout, /^api\s+web\s+80\.00%/m);
 
     const topo = (await s.api('GET', '/v1/topology')).body;
@@ -98,7 +68,7 @@ describe('golden metrics: agents → server → hostmesh stat', { timeout: 90_00
     assert.match(bad.body.error.message, /between 10s and 10m/);
     const missing = await s.api('GET', '/v1/stats?service=nosuch');
     assert.equal(missing.status, 404);
-    const cli = await runCli(['stat', '--window', 'soon'], { env });
+    const cli = await runCli(['stat', '--window', 'soon'], { env: h.env });
     assert.notEqual(cli.code, 0);
     assert.match(cli.stderr, /window/);
   });
