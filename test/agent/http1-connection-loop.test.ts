@@ -11,6 +11,19 @@ import { LoopProxy, type LoopProxyOptions, type Message, ok, Peer, RawServer, sl
 const T = { timeout: 10_000 };
 const MiB = 1024 * 1024;
 
+/** Writes a `total`-byte body in 64 KiB pieces as fast as the client's socket takes them. */
+function upload(c: Peer, total: number): { sent: () => number; writer: Promise<void> } {
+  const piece = Buffer.alloc(64 * 1024, 0x62);
+  let sent = 0;
+  const writer = (async () => {
+    while (sent < total) {
+      sent += piece.length;
+      if (!c.socket.write(piece)) await once(c.socket, 'drain');
+    }
+  })();
+  return { sent: () => sent, writer };
+}
+
 /** An upstream running `serve` on each connection, the loop in front of it, and clients to it; all closed after the test. */
 async function setup(t: TestContext, serve: (peer: Peer, index: number) => void | Promise<void>, options: LoopProxyOptions = {}) {
   const up = await RawServer.start(serve);
@@ -273,15 +286,8 @@ test('an upstream that does not read holds the client back: the proxy buffers a 
   });
   const c = await client();
   c.write(`POST /upload HTTP/1.1\r\nHost: x\r\nContent-Length: ${total}\r\n\r\n`);
-  const piece = Buffer.alloc(64 * 1024, 0x62);
-  let sent = 0;
-  const writer = (async () => {
-    while (sent < total) {
-      sent += piece.length;
-      if (!c.socket.write(piece)) await once(c.socket, 'drain');
-    }
-  })();
-  const stuck = await stalled(() => sent);
+  const { sent, writer } = upload(c, total);
+  const stuck = await stalled(sent);
   assert.equal(reading, false);
   assert.ok(stuck < total, `the client sent all ${total} bytes to an upstream that reads nothing`);
   const up = proxy.session().upstreamSocket;
@@ -310,15 +316,8 @@ test('an upstream slower than the client’s idle time to take an upload: the cl
   );
   const c = await client();
   c.write(`POST /upload HTTP/1.1\r\nHost: x\r\nContent-Length: ${total}\r\n\r\n`);
-  const piece = Buffer.alloc(64 * 1024, 0x62);
-  let sent = 0;
-  const writer = (async () => {
-    while (sent < total) {
-      sent += piece.length;
-      if (!c.socket.write(piece)) await once(c.socket, 'drain');
-    }
-  })();
-  await stalled(() => sent);
+  const { sent, writer } = upload(c, total);
+  await stalled(sent);
   // Held back by the proxy for more than twice its idle time.
   await sleep(500);
   assert.equal(c.buffered, 0, 'no answer before the upstream has taken the body');
