@@ -45,9 +45,9 @@ export async function buildAgent(opts: { outDir: string; sea?: boolean; log?: (l
     target: 'node20',
     // Node 20's single executables run a CommonJS main script only. The entry's #! line is kept.
     format: 'cjs',
+    // Without keepNames: its __name() call on every function and class cost ~0.9 MB of idle RSS.
+    // Error classes set their name themselves, so logged error types stay readable.
     minify: true,
-    // Stack traces and pino's component names stay readable.
-    keepNames: true,
     legalComments: 'none',
     // ws's optional native speed-ups: never looked for (a single executable warns on any require()
     // of a non-builtin module), and left out of the bundle.

@@ -59,7 +59,9 @@ export function diffSlices(base: Slice, next: Slice): SlicePatch {
   return patch;
 }
 
-export class PatchError extends Error {}
+export class PatchError extends Error {
+  override name = 'PatchError';
+}
 
 function byHost(a: Endpoint, b: Endpoint): number {
   // The server orders endpoints by host with SQLite's binary collation; host names are ASCII.

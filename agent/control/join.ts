@@ -2,7 +2,6 @@
 // make a key and CSR here (the key never leaves the host), trade the join token for a host cert.
 // Refusals (bad token, wrong scope, name taken) do not fix themselves, so they end the agent with a
 // line telling the operator what to do; an unreachable or failing server is retried with backoff.
-import https from 'node:https';
 import { Backoff } from '../../shared/backoff.js';
 import { generateKeyAndCsr } from '../../shared/csr.js';
 import { HmError } from '../../shared/errors.js';
@@ -11,6 +10,7 @@ import { formatSpiffeId } from '../../shared/identity.js';
 import type { Logger } from '../../shared/log.js';
 import { JOIN_PATH, type JoinRequest, type JoinResponse } from '../../shared/protocol.js';
 import { sleep } from '../clock.js';
+import { postOnce, type PostAnswer } from '../http-post.js';
 import { certBlocks, issuedByAny, keyMatchesCert, parseCert } from '../certs/pem.js';
 import type { CertPair, HostInfo, StateStore } from '../state/store.js';
 import { fetchPinnedRoot, type PinnedRoot } from './pin.js';
@@ -84,9 +84,10 @@ function describe(e: unknown): string {
 }
 
 async function postJoin(config: HostConfig, rootPem: string, body: JoinRequest, signal: AbortSignal | undefined): Promise<JoinResponse> {
-  let res: { statusCode: number; text: string };
+  let res: PostAnswer;
   try {
-    res = await postJson(`${config.server}${JOIN_PATH}`, JSON.stringify(body), rootPem, signal);
+    // Trusting only the mesh root. A join answer is a few KB of certificates; far more is not our server.
+    res = await postOnce(`${config.server}${JOIN_PATH}`, JSON.stringify(body), { ca: rootPem, timeoutMs: HTTP_TIMEOUT_MS, maxBytes: 1 << 20, contentType: 'application/json', ...(signal ? { signal } : {}) });
   } catch (e) {
     if ((e as NodeJS.ErrnoException).code === 'ERR_TLS_CERT_ALTNAME_INVALID') {
       throw new HmError('HM_ERR_CONFIG', `the server's certificate does not name the address in ${config.server}: use an address the server advertises (see its --advertise)`, { cause: e });
@@ -108,38 +109,6 @@ async function postJoin(config: HostConfig, rootPem: string, body: JoinRequest, 
     throw new HmError('HM_ERR_UNAVAILABLE', `server answered ${statusCode} ${code}: ${message}`);
   }
   throw refusal(config, statusCode, code, message);
-}
-
-/**
- * One HTTPS POST trusting only the mesh root. node:https rather than undici: the join is the
- * agent's only HTTP call, and undici's WebAssembly parser stayed resident (~8 MB) after it.
- */
-function postJson(url: string, body: string, ca: string, signal: AbortSignal | undefined): Promise<{ statusCode: number; text: string }> {
-  return new Promise((resolve, reject) => {
-    const req = https.request(url, {
-      method: 'POST',
-      ca,
-      agent: false,
-      timeout: HTTP_TIMEOUT_MS,
-      headers: { 'content-type': 'application/json', 'content-length': Buffer.byteLength(body) },
-      ...(signal ? { signal } : {}),
-    });
-    req.on('timeout', () => req.destroy(Object.assign(new Error(`no answer from the server within ${HTTP_TIMEOUT_MS} ms`), { code: 'ETIMEDOUT' })));
-    req.on('error', reject);
-    req.on('response', (res) => {
-      const chunks: Buffer[] = [];
-      let size = 0;
-      res.on('data', (c: Buffer) => {
-        size += c.length;
-        // A join answer is a few KB of certificates; anything far larger is not our server.
-        if (size > 1 << 20) req.destroy(new Error('join answer larger than 1 MiB'));
-        else chunks.push(c);
-      });
-      res.on('end', () => resolve({ statusCode: res.statusCode ?? 0, text: Buffer.concat(chunks).toString('utf8') }));
-      res.on('error', reject);
-    });
-    req.end(body);
-  });
 }
 
 function refusal(config: HostConfig, status: number, code: string, message: string): HmError {

@@ -5,6 +5,7 @@
 import { Counter, type Registry } from 'prom-client';
 import type { Logger } from '../../shared/log.js';
 import { VERSION } from '../../shared/version.js';
+import { postOnce } from '../http-post.js';
 
 export const SPAN_KIND_SERVER = 2;
 export const SPAN_KIND_CLIENT = 3;
@@ -35,23 +36,13 @@ export interface ExporterOptions {
   timeoutMs?: number;
 }
 
-type Post = (url: string, body: string, timeoutMs: number) => Promise<number>;
-
-/** undici is loaded on the first export: an agent that never traces never loads it. */
-async function loadPost(): Promise<Post> {
-  const { request } = await import('undici');
-  return async (url, body, timeoutMs) => {
-    const res = await request(url, { method: 'POST', body, headers: { 'content-type': 'application/json' }, headersTimeout: timeoutMs, bodyTimeout: timeoutMs });
-    await res.body.dump();
-    return res.statusCode;
-  };
-}
+/** The collector's answer is only looked at for its status; a large one is not a collector. */
+const post = async (url: string, body: string, timeoutMs: number): Promise<number> => (await postOnce(url, body, { timeoutMs, maxBytes: 1 << 20, contentType: 'application/json' })).statusCode;
 
 export class OtlpExporter {
   private queue: SpanRecord[] = [];
   private sending: Promise<void> | null = null;
   private readonly timer: NodeJS.Timeout;
-  private post: Post | null = null;
   private lastWarn = 0;
   private closed = false;
   private readonly batchSize: number;
@@ -113,8 +104,7 @@ export class OtlpExporter {
 
   private async send(batch: SpanRecord[]): Promise<void> {
     try {
-      this.post ??= await loadPost();
-      const status = await this.post(this.opts.endpoint, JSON.stringify(toOtlp(batch)), this.timeoutMs);
+      const status = await post(this.opts.endpoint, JSON.stringify(toOtlp(batch)), this.timeoutMs);
       if (status < 200 || status >= 300) throw new Error(`collector answered ${status}`);
       this.exported.inc(batch.length);
     } catch (e) {

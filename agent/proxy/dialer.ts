@@ -10,6 +10,7 @@ import type { TlsMaterial } from './tls-material.js';
 export type DialFailure = 'connect-failure' | 'tls-failure' | 'timeout';
 
 export class DialError extends Error {
+  override name = 'DialError';
   constructor(
     readonly kind: DialFailure,
     message: string,

@@ -100,6 +100,7 @@ export function keepable(payload: Buffer): Buffer {
 }
 
 export class MuxProtocolError extends Error {
+  override name = 'MuxProtocolError';
   readonly code = 'HM_ERR_MUX_PROTOCOL';
 }
 
