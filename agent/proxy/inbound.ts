@@ -14,7 +14,7 @@ import type { ProxyMetrics } from './metrics.js';
 import { pipeBoth, tcpLine } from './outbound-tcp.js';
 import { peerIdentity, sourceName } from './peer-identity.js';
 import { MUX_ALPN } from './mux/frames.js';
-import { MuxSession, type MuxStream } from './mux/session.js';
+import { CHURN_BURST, CHURN_PER_SECOND, MuxSession, type MuxStream } from './mux/session.js';
 import { MIN_VERSION, SECURE_OPTIONS, type TlsMaterial } from './tls-material.js';
 
 /** An idle multiplexed session is closed after this; the calling side closes first (25 s). */
@@ -233,6 +233,10 @@ export class InboundListener {
       {
         onOpen: (id) => this.openStream(session, id, peer),
         onClose: () => this.muxSessions.delete(session),
+        onChurn: () => {
+          this.metrics.muxChurn(peer.service.name, peer.source);
+          this.log.warn({ peer: peer.spiffeId, service: peer.service.name, burst: CHURN_BURST, perSecond: CHURN_PER_SECOND }, 'the calling agent reset or had refused too many streams; its session takes no new ones');
+        },
       },
       MUX_SERVER_IDLE_MS,
     );

@@ -23,6 +23,7 @@ export class ProxyMetrics {
   private readonly ejections: Counter<'service'>;
   private readonly denials: Counter<'service' | 'reason' | 'mode'>;
   private readonly errors: Counter<'direction' | 'service' | 'reason'>;
+  private readonly churn: Counter<'service' | 'source_service'>;
   private upstreams: () => Iterable<UpstreamState> = () => [];
 
   /** False: no edge is kept (neither /metrics nor the summaries want them). */
@@ -40,6 +41,12 @@ export class ProxyMetrics {
     this.ejections = new Counter({ name: 'hostmesh_outlier_ejections_total', help: 'Endpoints ejected by outlier detection.', labelNames: ['service'], registers });
     this.denials = new Counter({ name: 'hostmesh_access_denials_total', help: 'Requests or connections denied (or, in audit mode, that would be) by access policy.', labelNames: ['service', 'reason', 'mode'], registers });
     this.errors = new Counter({ name: 'hostmesh_proxy_errors_total', help: 'Requests the proxy answered itself with an error (timeouts among them), by reason.', labelNames: ['direction', 'service', 'reason'], registers });
+    this.churn = new Counter({
+      name: 'hostmesh_mux_churn_goaways_total',
+      help: 'Multiplexed sessions from another agent told to go away because it reset, or had refused, more streams than the budget allows (rapid reset).',
+      labelNames: ['service', 'source_service'],
+      registers,
+    });
     const self = this;
     new Gauge({
       name: 'hostmesh_upstream_endpoints',
@@ -95,6 +102,9 @@ export class ProxyMetrics {
   }
   denied(service: string, reason: string, mode: 'enforce' | 'audit'): void {
     this.denials.inc({ service, reason, mode });
+  }
+  muxChurn(service: string, source: string): void {
+    this.churn.inc({ service, source_service: source });
   }
   proxyError(direction: string, service: string, reason: string): void {
     this.errors.inc({ direction, service, reason });

@@ -12,10 +12,10 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { test, type TestContext } from 'node:test';
-import { FrameReader, FrameType, MAX_PAYLOAD, MUX_ALPN, MuxProtocolError, STREAM_WINDOW, header, keepable } from '../../agent/proxy/mux/frames.js';
+import { FrameReader, FrameType, MAX_PAYLOAD, MUX_ALPN, MuxProtocolError, STREAM_WINDOW, header, keepable, resetFrame } from '../../agent/proxy/mux/frames.js';
 import { MuxChannel, STREAM_REFUSED } from '../../agent/proxy/mux/channel.js';
 import { MuxPool } from '../../agent/proxy/mux/pool.js';
-import { MuxSession } from '../../agent/proxy/mux/session.js';
+import { CHURN_BURST, MAX_STREAMS, MuxSession } from '../../agent/proxy/mux/session.js';
 import type { Dialer } from '../../agent/proxy/dialer.js';
 import type { TlsMaterial } from '../../agent/proxy/tls-material.js';
 import type { Endpoint } from '../../shared/protocol.js';
@@ -441,4 +441,122 @@ test('a tcp stream refused at open hands the app connection back with what it se
   taking.local(stream.id)!.end('yes');
   await atApp.ended;
   assert.equal(atApp.data().toString(), 'yes');
+});
+
+/**
+ * A serving session driven by hand-made frames, as a misbehaving calling agent would send them:
+ * every stream it takes is connected to a real local instance, and the instance counts connections.
+ */
+async function rawCaller(t: TestContext) {
+  const [ca, sa] = await socketPair(t);
+  const instance = net.createServer((s) => s.on('error', () => undefined).resume());
+  let connections = 0;
+  instance.on('connection', () => connections++);
+  instance.listen(0, '127.0.0.1');
+  await once(instance, 'listening');
+  const port = (instance.address() as net.AddressInfo).port;
+  let churned = 0;
+  const server: MuxSession = new MuxSession(
+    sa as unknown as tls.TLSSocket,
+    'server',
+    {
+      onOpen: (id) => void server.accept(id, net.connect({ port, host: '127.0.0.1' }).on('error', () => undefined)),
+      onChurn: () => churned++,
+    },
+    0,
+  );
+  const frames: { type: number; id: number; payload: string }[] = [];
+  const reader = new FrameReader((type, id, p) => frames.push({ type, id, payload: p.toString('latin1') }));
+  ca.on('data', (c: Buffer) => reader.push(c));
+  ca.on('error', () => undefined);
+  t.after(() => {
+    server.destroy();
+    instance.close();
+  });
+  let nextId = 1;
+  /** `n` streams opened and at once reset, in one write. */
+  const openAndReset = (n: number): void => {
+    const out: Buffer[] = [];
+    for (let i = 0; i < n; i++, nextId++) out.push(header(FrameType.Open, nextId, 0), resetFrame(nextId, 'CANCEL'));
+    ca.write(Buffer.concat(out));
+  };
+  const openOnly = (n: number): void => {
+    const out: Buffer[] = [];
+    for (let i = 0; i < n; i++, nextId++) out.push(header(FrameType.Open, nextId, 0));
+    ca.write(Buffer.concat(out));
+  };
+  return { server, wire: ca, frames, openAndReset, openOnly, connections: () => connections, churned: () => churned };
+}
+
+test('rapid reset: streams opened and reset within the budget are served; past it the session gets GoAway and takes none', T, async (t) => {
+  const within = await rawCaller(t);
+  within.openAndReset(CHURN_BURST - 100);
+  await until(() => within.frames.filter((f) => f.type === FrameType.Accepted).length === CHURN_BURST - 100, 5000, 'every stream accepted');
+  await sleep(50);
+  assert.equal(within.server.goingAway, false);
+  assert.equal(within.churned(), 0);
+  assert.ok(!within.frames.some((f) => f.type === FrameType.GoAway));
+
+  const past = await rawCaller(t);
+  past.openAndReset(CHURN_BURST + 200);
+  await until(() => past.frames.some((f) => f.type === FrameType.GoAway), 5000, 'GoAway');
+  assert.equal(past.churned(), 1);
+  const accepted = past.frames.filter((f) => f.type === FrameType.Accepted).length;
+  // The budget refills at CHURN_PER_SECOND: a few more than the burst may pass while the write is read.
+  assert.ok(accepted > CHURN_BURST - 5 && accepted < CHURN_BURST + 50, `accepted ${accepted}`);
+  const goAwayAt = past.frames.findIndex((f) => f.type === FrameType.GoAway);
+  const after = past.frames.slice(goAwayAt + 1);
+  assert.ok(after.length > 0 && after.every((f) => f.type === FrameType.Reset && f.payload === 'GOING_AWAY'), 'every later open is refused as going away');
+  await until(() => past.connections() >= accepted, 5000, 'the local connections of the accepted streams');
+  await sleep(100);
+  assert.equal(past.connections(), accepted, 'no local connection for a refused stream');
+});
+
+test('rapid reset: a calling agent that keeps opening streams after GoAway is cut off', T, async (t) => {
+  const c = await rawCaller(t);
+  // One stream stays open, so the session lives on after GoAway until it ends.
+  c.openOnly(1);
+  await until(() => c.frames.some((f) => f.type === FrameType.Accepted), 2000, 'the first stream');
+  c.server.goAway();
+  const cut = gone(c.wire);
+  c.openOnly(MAX_STREAMS);
+  await until(() => c.frames.filter((f) => f.type === FrameType.Reset).length === MAX_STREAMS, 5000, 'the opens already on the way refused');
+  assert.equal(c.server.closed, false);
+  c.openOnly(1);
+  await cut;
+  assert.equal(c.server.closed, true);
+  assert.equal(c.connections(), 1, 'only the stream opened before GoAway reached the instance');
+});
+
+test('a stream opened as the serving agent goes away (an idle close) is handed back, not reset', T, async (t) => {
+  const { client, server } = await sessions(t);
+  const [app, near] = await socketPair(t);
+  near.pause();
+  // The server goes away with no stream open, so it closes at once: the Open below crosses its GoAway.
+  server.goAway();
+  let appReset = false;
+  app.on('error', () => (appReset = true));
+  const got = new Promise<{ sent: Buffer[]; ended: boolean }>((resolve) => client.openStream(near, (sent, ended) => resolve({ sent, ended })));
+  app.write('first bytes');
+  const back = await got;
+  assert.equal(Buffer.concat(back.sent).toString(), 'first bytes');
+  assert.equal(back.ended, false);
+  assert.equal(near.destroyed, false, 'the app connection is intact, to go elsewhere');
+  assert.equal(appReset, false);
+  assert.equal(client.closed, true);
+});
+
+test('a stream the serving agent accepted is reset, not handed back, when the session dies after its GoAway', T, async (t) => {
+  const { client, server, open } = await sessions(t);
+  const s = await open();
+  await until(() => s.local() !== undefined);
+  s.local().on('error', () => undefined);
+  server.goAway();
+  await until(() => client.goingAway, 2000, 'client to see GoAway');
+  const appGone = new Promise<string>((resolve) => {
+    s.app.once('error', (e: NodeJS.ErrnoException) => resolve(e.code ?? 'error'));
+    s.app.once('end', () => resolve('end'));
+  });
+  server.destroy();
+  assert.equal(await appGone, 'ECONNRESET');
 });

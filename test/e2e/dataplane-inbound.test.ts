@@ -2,17 +2,21 @@
 // plain TCP, no client cert, a cert from another CA (even one naming a mesh identity), an expired
 // cert, a cert for another trust domain, a cert without clientAuth, a cert with two SPIFFE IDs.
 // A client with a valid mesh cert made the same way gets through (so the refusals are the checks
-// at work, not a listener that refuses everyone). Addresses 127.0.2.10–127.0.2.19 only.
+// at work, not a listener that refuses everyone). A valid mesh peer that opens and resets streams
+// faster than the budget is told to go away. Addresses 127.0.2.10–127.0.2.19 only.
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import path from 'node:path';
-import type tls from 'node:tls';
+import tls from 'node:tls';
 import { CertificateAuthority } from '../../server/ca/index.js';
 import { generateKeyAndCsr } from '../../shared/csr.js';
 import { startTestServer, tempDir, type TestServer } from '../helpers/server.js';
 import { createJoinToken, startTestAgent, waitReady, type TestAgent } from '../helpers/agent.js';
 import { Cleanup, apply, makeLeafCert, probe, startHeaderEcho, urisOf, type ProbeResult } from '../helpers/traffic.js';
+import { sampleSum, scrape } from '../helpers/prom.js';
+import { FrameReader, FrameType, MUX_ALPN, header, resetFrame } from '../../agent/proxy/mux/frames.js';
+import { CHURN_BURST } from '../../agent/proxy/mux/session.js';
 
 const TD = 'hostmesh.local';
 const B = '127.0.2.11'; // runs web
@@ -144,6 +148,32 @@ describe('data plane: the inbound listener refuses what is not a valid mesh work
     assertRefused('two SPIFFE IDs', await tlsProbe(two));
     const none = await makeLeafCert({ issuerCertPem: rootCertPem, issuerKeyPem: rootKeyPem, uris: [], dnsNames: ['api.hostmesh.local'] });
     assertRefused('no SPIFFE ID', await tlsProbe(none));
+  });
+
+  test('rapid reset: a mesh peer that opens and resets streams past the budget gets GoAway, is counted, and others are still served', { timeout: 20_000 }, async () => {
+    const good = await makeLeafCert({ issuerCertPem: rootCertPem, issuerKeyPem: rootKeyPem, uris: [API_ID], commonName: 'api' });
+    const socket = tls.connect({ host: B, port: INBOUND, servername: SNI, ca: s.caPem, rejectUnauthorized: false, ALPNProtocols: [MUX_ALPN], cert: good.certPem, key: good.keyPem });
+    socket.on('error', () => undefined);
+    await new Promise<void>((resolve, reject) => {
+      socket.once('secureConnect', resolve);
+      socket.once('error', reject);
+    });
+    assert.equal(socket.alpnProtocol, MUX_ALPN, 'the inbound listener speaks the multiplexer');
+    const seen: number[] = [];
+    const reader = new FrameReader((type) => seen.push(type));
+    socket.on('data', (c: Buffer) => reader.push(c));
+    const closed = new Promise<void>((resolve) => socket.once('close', () => resolve()));
+    const n = CHURN_BURST + 300;
+    const out: Buffer[] = [];
+    for (let id = 1; id <= n; id++) out.push(header(FrameType.Open, id, 0), resetFrame(id, 'CANCEL'));
+    socket.end(Buffer.concat(out));
+    await closed;
+    assert.ok(seen.includes(FrameType.GoAway), `GoAway among ${seen.length} frames`);
+    const accepted = seen.filter((t) => t === FrameType.Accepted).length;
+    assert.ok(accepted < CHURN_BURST + 100, `no more than the budget was taken (${accepted} of ${n})`);
+    const m = await scrape(b.adminUrl);
+    assert.equal(sampleSum(m, 'hostmesh_mux_churn_goaways_total', { service: 'web', source_service: 'api' }), 1);
+    assert.match(b.output(), /reset or had refused too many streams/);
   });
 
   test('after all that, the listener still serves valid clients', { timeout: 10_000 }, async () => {

@@ -17,6 +17,17 @@ export const MAX_STREAMS = 1024;
 const MAX_UNREAD_OUT = 8 * 1024 * 1024;
 /** Stream ids are not reused: a session that used this many takes no new stream (a new one is dialed). */
 const MAX_STREAM_ID = 0x7fffffff;
+/**
+ * Streams the calling agent may waste, opened and then reset by it or refused by us, at once and
+ * per second after that. Each one can cost a connection to the local instance, and the stream limit
+ * does not bound how fast they come: this is HTTP/2's rapid reset (CVE-2023-44487), and the bucket is
+ * nghttp2's answer to it. Past it the session takes no new stream (GoAway); the peer must dial a new
+ * session, paying a TLS handshake.
+ */
+export const CHURN_BURST = 1000;
+export const CHURN_PER_SECOND = 100;
+/** Opens the peer may still send after our GoAway (those already on the way); past that it is ignoring it. */
+const OPENS_AFTER_GOAWAY = MAX_STREAMS;
 
 export type Role = 'client' | 'server';
 
@@ -187,6 +198,8 @@ export interface MuxSessionEvents {
   onClose?(): void;
   /** A stream ended (after its socket closed). */
   onStreamClosed?(stream: StreamEnd): void;
+  /** Serving side: the peer wasted more streams than CHURN_BURST/CHURN_PER_SECOND allow (now going away). */
+  onChurn?(): void;
 }
 
 const noop = (): void => undefined;
@@ -204,6 +217,13 @@ export class MuxSession {
   private lastPeerId = 0;
   /** No new streams: we or the peer sent GoAway. */
   goingAway = false;
+  /** The peer sent GoAway: it answered every Open it read before it, and processes none after. */
+  private peerWentAway = false;
+  /** Calling side: streams opened and not yet answered (Accepted or a reset). */
+  private readonly unanswered = new Set<number>();
+  private churnTokens = CHURN_BURST;
+  private churnAt = performance.now();
+  private opensAfterGoAway = 0;
   closed = false;
   private idleTimer: NodeJS.Timeout | null = null;
   private expiryTimer: NodeJS.Timeout | null = null;
@@ -284,6 +304,7 @@ export class MuxSession {
     const id = this.nextId;
     this.nextId += 1;
     this.send(header(FrameType.Open, id, 0));
+    this.unanswered.add(id);
     const stream = new MuxStream(id, socket, this, onRefused ? { sent: replay?.sent ?? [], ended: replay?.ended ?? false, onRefused } : undefined);
     this.streams.set(id, stream);
     this.disarmIdle();
@@ -300,6 +321,7 @@ export class MuxSession {
     this.streams.set(id, ch);
     this.disarmIdle();
     this.send(header(FrameType.Open, id, 0));
+    this.unanswered.add(id);
     return ch;
   }
 
@@ -376,6 +398,7 @@ export class MuxSession {
   forget(s: StreamEnd): void {
     if (this.streams.get(s.id) !== s) return;
     this.streams.delete(s.id);
+    this.unanswered.delete(s.id);
     this.sessionPaused.delete(s);
     this.events.onStreamClosed?.(s);
     if (this.streams.size === 0) {
@@ -399,8 +422,11 @@ export class MuxSession {
     if (this.expiryTimer !== null) clearTimeout(this.expiryTimer);
     if (err) this.socket.destroy();
     else if (!this.socket.writableEnded) this.socket.destroy();
-    for (const s of this.streams.values()) s.abort();
+    // After the peer's GoAway, a stream it never answered was never processed: it is refused, and
+    // goes elsewhere like one refused at open (a drain or an idle close racing a new stream).
+    for (const s of this.streams.values()) s.abort(this.peerWentAway && this.unanswered.has(s.id) ? 'GOING_AWAY' : undefined);
     this.streams.clear();
+    this.unanswered.clear();
     this.sessionPaused.clear();
     this.events.onClose?.();
   }
@@ -422,16 +448,22 @@ export class MuxSession {
       return;
     }
     if (type === FrameType.Reset) {
-      this.streams.get(id)?.abort(payload.toString('latin1'));
+      const stream = this.streams.get(id);
+      if (stream === undefined) return;
+      this.unanswered.delete(id);
+      if (this.role === 'server') this.churn();
+      stream.abort(payload.toString('latin1'));
       return;
     }
     if (type === FrameType.Accepted) {
       if (this.role !== 'client') throw new MuxProtocolError('the calling agent sent Accepted');
+      this.unanswered.delete(id);
       this.streams.get(id)?.onAccepted();
       return;
     }
     if (type === FrameType.GoAway) {
       this.goingAway = true;
+      this.peerWentAway = true;
       if (this.streams.size === 0) this.close();
       return;
     }
@@ -439,9 +471,12 @@ export class MuxSession {
     if (this.role !== 'server') throw new MuxProtocolError('the serving agent opened a stream');
     if (id <= this.lastPeerId) throw new MuxProtocolError(`stream id ${id} reused or out of order`);
     this.lastPeerId = id;
-    if (this.goingAway) return void this.send(resetFrame(id, 'GOING_AWAY'));
+    if (this.goingAway) {
+      if (++this.opensAfterGoAway > OPENS_AFTER_GOAWAY) throw new MuxProtocolError(`the calling agent sent ${OPENS_AFTER_GOAWAY} streams after GoAway`);
+      return void this.send(resetFrame(id, 'GOING_AWAY'));
+    }
     // Slack over the caller's limit: a tcp stream can end on the caller's side a moment before ours.
-    if (this.streams.size >= MAX_STREAMS + MAX_STREAMS / 4) return void this.send(resetFrame(id, 'TOO_MANY_STREAMS'));
+    if (this.streams.size >= MAX_STREAMS + MAX_STREAMS / 4) return void this.refuse(id, 'TOO_MANY_STREAMS');
     if (this.events.onOpen) this.events.onOpen(id);
     else this.refuse(id, 'NOT_ACCEPTED');
   }
@@ -458,6 +493,18 @@ export class MuxSession {
   /** Server side, from onOpen: reset stream `id` with a reason code. */
   refuse(id: number, reason: string): void {
     this.send(resetFrame(id, reason));
+    this.churn();
+  }
+
+  /** A stream the peer wasted (refused by us, or reset by it): past the budget, no new stream. */
+  private churn(): void {
+    if (this.goingAway) return;
+    const now = performance.now();
+    this.churnTokens = Math.min(CHURN_BURST, this.churnTokens + ((now - this.churnAt) / 1000) * CHURN_PER_SECOND);
+    this.churnAt = now;
+    if (--this.churnTokens >= 0) return;
+    this.events.onChurn?.();
+    this.goAway();
   }
 
   private armIdle(): void {
