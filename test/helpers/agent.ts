@@ -18,6 +18,8 @@ export interface AgentSpec {
   adminPort?: number;
   caFingerprint?: string;
   extra?: Record<string, unknown>;
+  /** The `hostmesh` entry script to run (default: this build's), e.g. an older agent's. */
+  cli?: string;
 }
 
 export interface TestAgent {
@@ -108,7 +110,7 @@ export async function startTestAgent(server: TestServer, spec: AgentSpec): Promi
     admin: (p) => getJson(`${adminUrl}${p}`),
     configDump: async () => (await getJson(`${adminUrl}/config_dump`)).body,
     start() {
-      proc = spawn(process.execPath, [CLI, 'agent', '--config', configFile], { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env } });
+      proc = spawn(process.execPath, [spec.cli ?? CLI, 'agent', '--config', configFile], { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env } });
       proc.stdout!.on('data', (d: Buffer) => (out += d.toString()));
       proc.stderr!.on('data', (d: Buffer) => (out += d.toString()));
       exit = new Promise((resolve) => proc.once('exit', (code) => resolve(code)));

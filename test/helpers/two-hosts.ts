@@ -24,6 +24,8 @@ export async function startTwoHosts(
     extra?: { a?: Record<string, unknown>; b?: Record<string, unknown> };
     /** More resources applied with the first ones (a Service's accessLog, an AccessPolicy…). */
     resources?: unknown[];
+    /** Another `hostmesh` entry script for agent A or B (an older build). */
+    cli?: { a?: string; b?: string };
   },
 ): Promise<TwoHosts> {
   const { A, B } = o;
@@ -50,6 +52,7 @@ export async function startTwoHosts(
       { name: 'db', port: 18090, host: B, protocol: 'tcp' },
     ],
     ...(o.extra?.b ? { extra: o.extra.b } : {}),
+    ...(o.cli?.b ? { cli: o.cli.b } : {}),
   });
   bag.add(() => b.cleanup());
   const a = await startTestAgent(s, {
@@ -62,6 +65,7 @@ export async function startTwoHosts(
       { service: 'db', localPort: o.dbOut, bind: A },
     ],
     ...(o.extra?.a ? { extra: o.extra.a } : {}),
+    ...(o.cli?.a ? { cli: o.cli.a } : {}),
   });
   bag.add(() => a.cleanup());
   await Promise.all([waitReady(a), waitReady(b)]);
