@@ -51,6 +51,8 @@ export class InboundListener {
   /** Connections past the handshake: what a drain waits for. */
   private readonly secured = new Set<tls.TLSSocket>();
   private readonly muxSessions = new Set<MuxSession>();
+  /** When each peer (SPIFFE ID) was last warned about for stream churn, and how often it did it since. */
+  private readonly churnWarned = new Map<string, { at: number; since: number }>();
   private accepting = true;
 
   constructor(
@@ -233,15 +235,28 @@ export class InboundListener {
       {
         onOpen: (id) => this.openStream(session, id, peer),
         onClose: () => this.muxSessions.delete(session),
-        onChurn: () => {
-          this.metrics.muxChurn(peer.service.name, peer.source);
-          this.log.warn({ peer: peer.spiffeId, service: peer.service.name, burst: CHURN_BURST, perSecond: CHURN_PER_SECOND }, 'the calling agent reset or had refused too many streams; its session takes no new ones');
-        },
+        onChurn: () => this.churned(peer),
       },
       MUX_SERVER_IDLE_MS,
     );
     this.muxSessions.add(session);
     if (!this.accepting) session.goAway();
+  }
+
+  /** Counted always; a peer that keeps coming back to do it again is logged once a minute. */
+  private churned(peer: PeerInfo): void {
+    this.metrics.muxChurn(peer.service.name, peer.source);
+    const now = Date.now();
+    const last = this.churnWarned.get(peer.spiffeId);
+    if (last !== undefined && now - last.at < 60_000) {
+      last.since++;
+      return;
+    }
+    this.churnWarned.set(peer.spiffeId, { at: now, since: 0 });
+    this.log.warn(
+      { peer: peer.spiffeId, service: peer.service.name, burst: CHURN_BURST, perSecond: CHURN_PER_SECOND, sessionsSinceLastWarning: last?.since ?? 0 },
+      'the calling agent reset too many streams before they were answered; its session takes no new ones',
+    );
   }
 
   /**

@@ -43,7 +43,7 @@ export class ProxyMetrics {
     this.errors = new Counter({ name: 'hostmesh_proxy_errors_total', help: 'Requests the proxy answered itself with an error (timeouts among them), by reason.', labelNames: ['direction', 'service', 'reason'], registers });
     this.churn = new Counter({
       name: 'hostmesh_mux_churn_goaways_total',
-      help: 'Multiplexed sessions from another agent told to go away because it reset, or had refused, more streams than the budget allows (rapid reset).',
+      help: 'Multiplexed sessions from another agent told to go away because it reset more streams before they were answered than the budget allows (rapid reset).',
       labelNames: ['service', 'source_service'],
       registers,
     });

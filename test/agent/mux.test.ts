@@ -71,7 +71,7 @@ function collect(s: net.Socket): { data: () => Buffer; ended: Promise<void> } {
  * stream to a "local instance" listener, at once as the agent does; `local()` of an opened stream
  * is that listener's end of it (once connected).
  */
-async function sessions(t: TestContext, onOpen?: (server: MuxSession, id: number) => boolean) {
+async function sessions(t: TestContext, onOpen?: (server: MuxSession, id: number) => boolean, serverIdleMs = 0) {
   const [ca, sa] = await socketPair(t);
   const instance = net.createServer({ allowHalfOpen: true });
   const byPort = new Map<number, net.Socket>();
@@ -91,7 +91,7 @@ async function sessions(t: TestContext, onOpen?: (server: MuxSession, id: number
         server.accept(id, near);
       },
     },
-    0,
+    serverIdleMs,
   );
   const client = new MuxSession(ca as unknown as tls.TLSSocket, 'client', {}, 0);
   t.after(() => {
@@ -447,9 +447,13 @@ test('a tcp stream refused at open hands the app connection back with what it se
  * A serving session driven by hand-made frames, as a misbehaving calling agent would send them:
  * every stream it takes is connected to a real local instance, and the instance counts connections.
  */
-async function rawCaller(t: TestContext) {
+async function rawCaller(t: TestContext, o: { greet?: boolean } = {}) {
   const [ca, sa] = await socketPair(t);
-  const instance = net.createServer((s) => s.on('error', () => undefined).resume());
+  // greet: the instance speaks first (as SMTP or MySQL do), so every stream is answered at once.
+  const instance = net.createServer((s) => {
+    s.on('error', () => undefined).resume();
+    if (o.greet) s.write('hello\n');
+  });
   let connections = 0;
   instance.on('connection', () => connections++);
   instance.listen(0, '127.0.0.1');
@@ -485,7 +489,14 @@ async function rawCaller(t: TestContext) {
     for (let i = 0; i < n; i++, nextId++) out.push(header(FrameType.Open, nextId, 0));
     ca.write(Buffer.concat(out));
   };
-  return { server, wire: ca, frames, openAndReset, openOnly, connections: () => connections, churned: () => churned };
+  let resetUpTo = 1;
+  /** Every stream opened so far and not reset yet is reset now. */
+  const resetAll = (): void => {
+    const out: Buffer[] = [];
+    for (; resetUpTo < nextId; resetUpTo++) out.push(resetFrame(resetUpTo, 'CANCEL'));
+    ca.write(Buffer.concat(out));
+  };
+  return { server, wire: ca, frames, openAndReset, openOnly, resetAll, connections: () => connections, churned: () => churned };
 }
 
 test('rapid reset: streams opened and reset within the budget are served; past it the session gets GoAway and takes none', T, async (t) => {
@@ -507,9 +518,24 @@ test('rapid reset: streams opened and reset within the budget are served; past i
   const goAwayAt = past.frames.findIndex((f) => f.type === FrameType.GoAway);
   const after = past.frames.slice(goAwayAt + 1);
   assert.ok(after.length > 0 && after.every((f) => f.type === FrameType.Reset && f.payload === 'GOING_AWAY'), 'every later open is refused as going away');
-  await until(() => past.connections() >= accepted, 5000, 'the local connections of the accepted streams');
-  await sleep(100);
-  assert.equal(past.connections(), accepted, 'no local connection for a refused stream');
+  // A stream reset in the same read as its Open may be gone before its connection is made: at most one each.
+  await sleep(200);
+  assert.ok(past.connections() <= accepted, `no local connection for a refused stream (${past.connections()} for ${accepted} accepted)`);
+});
+
+test('rapid reset: streams reset after they were answered do not count, however many', T, async (t) => {
+  const c = await rawCaller(t, { greet: true });
+  // Three rounds, so that no more than 400 local connections are open at once.
+  const answered = (): number => new Set(c.frames.filter((f) => f.type === FrameType.Data).map((f) => f.id)).size;
+  for (let round = 1; round <= 3; round++) {
+    c.openOnly(400);
+    await until(() => answered() === round * 400, 10_000, `round ${round}: every stream answered`);
+    c.resetAll();
+    await until(() => c.server.streamCount === 0, 5000, `round ${round}: every stream gone on the serving side`);
+  }
+  assert.ok(3 * 400 > CHURN_BURST);
+  assert.equal(c.churned(), 0);
+  assert.equal(c.server.goingAway, false);
 });
 
 test('rapid reset: a calling agent that keeps opening streams after GoAway is cut off', T, async (t) => {
@@ -528,7 +554,13 @@ test('rapid reset: a calling agent that keeps opening streams after GoAway is cu
   assert.equal(c.connections(), 1, 'only the stream opened before GoAway reached the instance');
 });
 
-test('a stream opened as the serving agent goes away (an idle close) is handed back, not reset', T, async (t) => {
+test('an idle session goes away with GoAway before it closes', T, async (t) => {
+  const { client, server } = await sessions(t, undefined, 50);
+  await until(() => client.goingAway, 2000, 'the client to see GoAway');
+  await until(() => server.closed && client.closed, 2000, 'both closed');
+});
+
+test('a stream opened as the serving agent goes away (with nothing open, it closes at once) is handed back, not reset', T, async (t) => {
   const { client, server } = await sessions(t);
   const [app, near] = await socketPair(t);
   near.pause();

@@ -17,6 +17,9 @@ export const STREAM_REFUSED = 'HM_ERR_STREAM_REFUSED';
 export class MuxChannel extends EventEmitter implements StreamEnd {
   bytesRead = 0;
   bytesWritten = 0;
+  get sentBytes(): number {
+    return this.bytesWritten;
+  }
   destroyed = false;
   writableNeedDrain = false;
   private sendWindow = STREAM_WINDOW;

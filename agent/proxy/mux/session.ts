@@ -18,11 +18,12 @@ const MAX_UNREAD_OUT = 8 * 1024 * 1024;
 /** Stream ids are not reused: a session that used this many takes no new stream (a new one is dialed). */
 const MAX_STREAM_ID = 0x7fffffff;
 /**
- * Streams the calling agent may waste, opened and then reset by it or refused by us, at once and
- * per second after that. Each one can cost a connection to the local instance, and the stream limit
- * does not bound how fast they come: this is HTTP/2's rapid reset (CVE-2023-44487), and the bucket is
- * nghttp2's answer to it. Past it the session takes no new stream (GoAway); the peer must dial a new
- * session, paying a TLS handshake.
+ * Streams the calling agent may waste, at once and per second after that: streams it opens and
+ * resets before we sent anything back. Each one can cost a connection to the local instance, and the
+ * stream limit does not bound how fast they come: this is HTTP/2's rapid reset (CVE-2023-44487), and
+ * the bucket is nghttp2's answer to it. Past it the session takes no new stream (GoAway); the peer
+ * must dial a new session, paying a TLS handshake. A stream that was answered is not counted: the
+ * calling agent resets http connections it no longer keeps (idle, or past its pool), after use.
  */
 export const CHURN_BURST = 1000;
 export const CHURN_PER_SECOND = 100;
@@ -43,6 +44,8 @@ export interface StreamEnd {
   resumeFromSession(): void;
   /** The server took the stream (client side). */
   onAccepted(): void;
+  /** Bytes this side has sent on the stream. */
+  readonly sentBytes: number;
 }
 
 /** A tcp stream refused at open: what the app sent so far (and whether it ended), to carry elsewhere. */
@@ -66,6 +69,9 @@ export class MuxStream implements StreamEnd {
   /** Payload bytes from the peer / to the peer. */
   bytesIn = 0;
   bytesOut = 0;
+  get sentBytes(): number {
+    return this.bytesOut;
+  }
 
   /**
    * Client side, until the server accepts the stream: what the app sent, kept to be carried
@@ -198,7 +204,7 @@ export interface MuxSessionEvents {
   onClose?(): void;
   /** A stream ended (after its socket closed). */
   onStreamClosed?(stream: StreamEnd): void;
-  /** Serving side: the peer wasted more streams than CHURN_BURST/CHURN_PER_SECOND allow (now going away). */
+  /** Serving side: the peer reset more unanswered streams than CHURN_BURST/CHURN_PER_SECOND allow (now going away). */
   onChurn?(): void;
 }
 
@@ -274,6 +280,7 @@ export class MuxSession {
     check();
   }
 
+  /** Streams carried now. */
   get streamCount(): number {
     return this.streams.size;
   }
@@ -451,7 +458,7 @@ export class MuxSession {
       const stream = this.streams.get(id);
       if (stream === undefined) return;
       this.unanswered.delete(id);
-      if (this.role === 'server') this.churn();
+      if (this.role === 'server' && stream.sentBytes === 0) this.churn();
       stream.abort(payload.toString('latin1'));
       return;
     }
@@ -493,10 +500,9 @@ export class MuxSession {
   /** Server side, from onOpen: reset stream `id` with a reason code. */
   refuse(id: number, reason: string): void {
     this.send(resetFrame(id, reason));
-    this.churn();
   }
 
-  /** A stream the peer wasted (refused by us, or reset by it): past the budget, no new stream. */
+  /** A stream the peer opened and reset before it got anything: past the budget, no new stream. */
   private churn(): void {
     if (this.goingAway) return;
     const now = performance.now();
@@ -510,7 +516,8 @@ export class MuxSession {
   private armIdle(): void {
     if (this.idleMs <= 0 || this.closed) return;
     this.disarmIdle();
-    this.idleTimer = setTimeout(() => this.close(), this.idleMs);
+    // GoAway first: an Open already on its way is then refused, not lost with the connection.
+    this.idleTimer = setTimeout(() => (this.goingAway ? this.close() : this.goAway()), this.idleMs);
     this.idleTimer.unref();
   }
 
