@@ -13,6 +13,8 @@ export interface PostOptions {
   maxBytes: number;
   contentType: string;
   signal?: AbortSignal;
+  /** Keep connections for the next call (of the URL's protocol); default: one connection per call. */
+  agent?: http.Agent;
 }
 
 export interface PostAnswer {
@@ -23,10 +25,12 @@ export interface PostAnswer {
 export function postOnce(url: string, body: string, o: PostOptions): Promise<PostAnswer> {
   const u = new URL(url);
   if (u.protocol !== 'https:' && u.protocol !== 'http:') return Promise.reject(new TypeError(`cannot POST to ${u.protocol} URL ${url}`));
+  // A caller that pins roots means TLS: never fall back to cleartext for it.
+  if (o.ca !== undefined && u.protocol !== 'https:') return Promise.reject(new TypeError(`roots are pinned for ${url}, which is not https`));
   return new Promise((resolve, reject) => {
     const options: https.RequestOptions = {
       method: 'POST',
-      agent: false,
+      agent: o.agent ?? false,
       timeout: o.timeoutMs,
       headers: { 'content-type': o.contentType, 'content-length': Buffer.byteLength(body) },
       ...(o.ca !== undefined ? { ca: o.ca } : {}),

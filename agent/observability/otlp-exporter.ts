@@ -2,6 +2,8 @@
 // queue and go in batches, one POST at a time, from a timer or when a batch fills up: a request
 // never waits for the collector, and a slow or absent collector costs dropped spans (counted),
 // never memory or failed requests.
+import http from 'node:http';
+import https from 'node:https';
 import { Counter, type Registry } from 'prom-client';
 import type { Logger } from '../../shared/log.js';
 import { VERSION } from '../../shared/version.js';
@@ -36,9 +38,6 @@ export interface ExporterOptions {
   timeoutMs?: number;
 }
 
-/** The collector's answer is only looked at for its status; a large one is not a collector. */
-const post = async (url: string, body: string, timeoutMs: number): Promise<number> => (await postOnce(url, body, { timeoutMs, maxBytes: 1 << 20, contentType: 'application/json' })).statusCode;
-
 export class OtlpExporter {
   private queue: SpanRecord[] = [];
   private sending: Promise<void> | null = null;
@@ -49,6 +48,8 @@ export class OtlpExporter {
   private readonly timeoutMs: number;
   private readonly exported: Counter;
   private readonly dropped: Counter<'reason'>;
+  /** One kept-alive connection to the collector: batches go one at a time. */
+  private readonly agent: http.Agent;
 
   constructor(
     private readonly opts: ExporterOptions,
@@ -66,6 +67,8 @@ export class OtlpExporter {
     });
     this.timer = setInterval(() => this.kick(), opts.flushMs ?? 1000);
     this.timer.unref();
+    const keep = { keepAlive: true, maxSockets: 1 };
+    this.agent = opts.endpoint.startsWith('https:') ? new https.Agent(keep) : new http.Agent(keep);
   }
 
   push(span: SpanRecord): void {
@@ -90,6 +93,7 @@ export class OtlpExporter {
     let t: NodeJS.Timeout | undefined;
     await Promise.race([done, new Promise((r) => (t = setTimeout(r, graceMs)))]);
     clearTimeout(t);
+    this.agent.destroy();
   }
 
   private kick(): void {
@@ -104,7 +108,8 @@ export class OtlpExporter {
 
   private async send(batch: SpanRecord[]): Promise<void> {
     try {
-      const status = await post(this.opts.endpoint, JSON.stringify(toOtlp(batch)), this.timeoutMs);
+      // The answer is only looked at for its status; a large one is not a collector.
+      const { statusCode: status } = await postOnce(this.opts.endpoint, JSON.stringify(toOtlp(batch)), { timeoutMs: this.timeoutMs, maxBytes: 1 << 20, contentType: 'application/json', agent: this.agent });
       if (status < 200 || status >= 300) throw new Error(`collector answered ${status}`);
       this.exported.inc(batch.length);
     } catch (e) {
