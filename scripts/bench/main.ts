@@ -33,7 +33,8 @@ const USAGE = `usage: npm run bench -- [options]
   --layers LIST    tcp,http (default both)
   --only LIST      variants among direct,nginx,mesh,mesh-nomet (default direct,nginx,mesh)
   --metrics-cost   also measure mesh-nomet: a second mesh (agents on 127.0.0.4/.5) with
-                   metrics.traffic and .summaries false, interleaved with the others; reports the metrics cost
+                   metrics.traffic and .summaries false, interleaved with the others; reports the metrics cost.
+                   Both meshes are started afresh for every run after the first
   --quick          smoke test: --duration 3 --runs 1
   --json           JSON report on stdout (the table goes to stderr); with npm, use \`npm run -s bench\`
                    so npm's banner stays off stdout
@@ -363,41 +364,59 @@ async function main(): Promise<number> {
   }
 
   // ---- mesh ----
-  if (opts.variants.includes('mesh') && !state.aborting) {
-    state.mesh.enabled = true;
-    log('starting the mesh (server + 2 agents)…');
-    const mesh = await startMesh({
-      procs,
-      dir: path.join(tmp, 'mesh'),
-      upstreamPort: ports.upstream,
-      cpu: proxyCpu,
-      taskset: tools.taskset,
-      log,
-      cancelled: () => state.aborting !== null,
-    });
-    state.meshHandle = mesh;
-    state.mesh.available = mesh.available;
-    state.mesh.reason = mesh.reason;
-    state.mesh.idleRssMB = mesh.idleRssMB;
-    if (mesh.available) systems.mesh = mesh;
-  }
-  if (opts.variants.includes('mesh-nomet') && !state.aborting) {
-    log('starting a second mesh with metrics.traffic and metrics.summaries false (server + 2 agents on 127.0.0.4/.5)…');
-    const noMet = await startMesh({
-      procs,
-      dir: path.join(tmp, 'mesh-nomet'),
-      upstreamPort: ports.upstream,
-      cpu: proxyCpu,
-      taskset: tools.taskset,
-      log,
-      cancelled: () => state.aborting !== null,
-      ips: { a: '127.0.0.4', b: '127.0.0.5' },
-      agentExtra: { metrics: { traffic: false, summaries: false } },
-    });
-    state.noMetHandle = noMet;
-    if (noMet.available) systems['mesh-nomet'] = noMet;
-    else state.mesh.notes.push(`mesh-nomet unavailable: ${noMet.reason ?? '?'}`);
-  }
+  // `run` 1 reads the idle RSS; later runs of a metrics-cost comparison get fresh meshes (below).
+  const startMeshes = async (run: number): Promise<void> => {
+    const dir = (name: string): string => path.join(tmp, run === 1 ? name : `${name}-run${run}`);
+    if (opts.variants.includes('mesh') && !state.aborting) {
+      state.mesh.enabled = true;
+      log('starting the mesh (server + 2 agents)…');
+      const mesh = await startMesh({
+        procs,
+        dir: dir('mesh'),
+        upstreamPort: ports.upstream,
+        cpu: proxyCpu,
+        taskset: tools.taskset,
+        log,
+        cancelled: () => state.aborting !== null,
+        measureIdle: run === 1,
+      });
+      state.meshHandle = mesh;
+      if (run === 1) {
+        state.mesh.available = mesh.available;
+        state.mesh.reason = mesh.reason;
+        state.mesh.idleRssMB = mesh.idleRssMB;
+      } else if (!mesh.available) state.mesh.notes.push(`run ${run}: mesh unavailable: ${mesh.reason ?? '?'}`);
+      if (mesh.available) systems.mesh = mesh;
+      else delete systems.mesh;
+    }
+    if (opts.variants.includes('mesh-nomet') && !state.aborting) {
+      log('starting a second mesh with metrics.traffic and metrics.summaries false (server + 2 agents on 127.0.0.4/.5)…');
+      const noMet = await startMesh({
+        procs,
+        dir: dir('mesh-nomet'),
+        upstreamPort: ports.upstream,
+        cpu: proxyCpu,
+        taskset: tools.taskset,
+        log,
+        cancelled: () => state.aborting !== null,
+        ips: { a: '127.0.0.4', b: '127.0.0.5' },
+        agentExtra: { metrics: { traffic: false, summaries: false } },
+        measureIdle: false,
+      });
+      state.noMetHandle = noMet;
+      if (noMet.available) systems['mesh-nomet'] = noMet;
+      else {
+        delete systems['mesh-nomet'];
+        state.mesh.notes.push(`run ${run}: mesh-nomet unavailable: ${noMet.reason ?? '?'}`);
+      }
+    }
+  };
+  await startMeshes(1);
+  // Two meshes started alike differ by a few per cent for as long as their processes live (seen:
+  // http at 1 connection 6 % apart in each of three runs, the other way round in the next
+  // invocation). With fresh processes for every run, that offset varies from run to run, and the
+  // median over runs no longer carries one pair's luck into the metrics cost.
+  const freshMeshesPerRun = opts.variants.includes('mesh') && opts.variants.includes('mesh-nomet');
 
   // Everything of ours that runs on the proxies' CPU, so the rest of that CPU's use is someone else's.
   const ourPids = (): number[] => [
@@ -411,6 +430,11 @@ async function main(): Promise<number> {
   // ---- schedule ----
   let n = 0;
   outer: for (let run = 1; run <= opts.runs; run++) {
+    if (run > 1 && freshMeshesPerRun) {
+      log(`run ${run}: fresh meshes (metrics cost)`);
+      await Promise.all([state.meshHandle?.stop(), state.noMetHandle?.stop()]);
+      await startMeshes(run);
+    }
     for (const conns of opts.conns) {
       for (const layer of opts.layers) {
         for (const variant of runOrder(opts.variants, run)) {

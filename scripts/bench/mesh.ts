@@ -47,6 +47,8 @@ export interface MeshOptions {
   ips?: { a: string; b: string };
   /** Added to both agents' host config (e.g. `metrics: { traffic: false }`). */
   agentExtra?: Record<string, unknown>;
+  /** Wait for the agents to settle and read their idle RSS (default true; ~17 s). */
+  measureIdle?: boolean;
 }
 
 export interface MeshHandle extends ProxyUnderTest {
@@ -318,11 +320,14 @@ async function startMeshOnce(o: MeshOptions, dir: string): Promise<MeshHandle> {
 
     // Idle footprint, before any traffic, once the start-up garbage is collected (2 s after ready it
     // still counts ~12 MB of it, which an idle agent gives back within seconds).
-    await sleep(2000);
-    const earlyRss = { A: rssMB(agentA.pid), B: rssMB(agentB.pid) };
-    await sleep(IDLE_SETTLE_MS);
-    const idleRssMB = { A: rssMB(agentA.pid), B: rssMB(agentB.pid) };
-    log(`agent RSS 2 s after ready: A ${earlyRss.A?.toFixed(1)} MB, B ${earlyRss.B?.toFixed(1)} MB; ${IDLE_SETTLE_MS / 1000} s later (reported as idle): A ${idleRssMB.A?.toFixed(1)}, B ${idleRssMB.B?.toFixed(1)}`);
+    let idleRssMB: { A: number | null; B: number | null } = { A: null, B: null };
+    if (o.measureIdle ?? true) {
+      await sleep(2000);
+      const earlyRss = { A: rssMB(agentA.pid), B: rssMB(agentB.pid) };
+      await sleep(IDLE_SETTLE_MS);
+      idleRssMB = { A: rssMB(agentA.pid), B: rssMB(agentB.pid) };
+      log(`agent RSS 2 s after ready: A ${earlyRss.A?.toFixed(1)} MB, B ${earlyRss.B?.toFixed(1)} MB; ${IDLE_SETTLE_MS / 1000} s later (reported as idle): A ${idleRssMB.A?.toFixed(1)}, B ${idleRssMB.B?.toFixed(1)}`);
+    }
 
     const urls = { http: `http://${A_IP}:${httpPort}/`, tcp: `http://${A_IP}:${tcpPort}/` };
     // B's instances reach A's slice through the server; give that a moment, then say how it went.
@@ -350,7 +355,7 @@ async function startMeshOnce(o: MeshOptions, dir: string): Promise<MeshHandle> {
       }
       if (last) notes.push(`probe of ${layer} through the mesh (${urls[layer]}) never got 200 in 10 s: ${last}`);
     }
-    log(`mesh up: server 127.0.0.1:${port}, agent A ${A_IP} (http ${httpPort}, tcp ${tcpPort}), agent B ${B_IP}:${bInbound}; idle RSS A ${idleRssMB.A?.toFixed(1)} MB, B ${idleRssMB.B?.toFixed(1)} MB`);
+    log(`mesh up: server 127.0.0.1:${port}, agent A ${A_IP} (http ${httpPort}, tcp ${tcpPort}), agent B ${B_IP}:${bInbound}${idleRssMB.A === null ? '' : `; idle RSS A ${idleRssMB.A.toFixed(1)} MB, B ${idleRssMB.B?.toFixed(1)} MB`}`);
     for (const n of notes) log(`mesh note: ${n}`);
 
     const a = agentA;
