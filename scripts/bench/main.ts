@@ -169,7 +169,7 @@ const state: State = {
   tmp: null,
   runs: [],
   meta: {},
-  mesh: { enabled: false, available: false, reason: null, notes: [], idleRssMB: { A: null, B: null } },
+  mesh: { enabled: false, available: false, reason: null, notes: [], idleRssMB: { A: null, B: null }, idleMemory: { A: null, B: null } },
   meshHandle: null,
   noMetHandle: null,
   aborting: null,
@@ -385,6 +385,7 @@ async function main(): Promise<number> {
         state.mesh.available = mesh.available;
         state.mesh.reason = mesh.reason;
         state.mesh.idleRssMB = mesh.idleRssMB;
+        state.mesh.idleMemory = mesh.idleMemory;
       } else if (!mesh.available) state.mesh.notes.push(`run ${run}: mesh unavailable: ${mesh.reason ?? '?'}`);
       if (mesh.available) systems.mesh = mesh;
       else delete systems.mesh;

@@ -16,7 +16,7 @@ import { stringify } from 'yaml';
 import { BUNDLE_NAME, buildAgent } from '../build-agent.js';
 import { canConnect, errText, freePort, httpGet, portIsFree, waitListening } from './netutil.js';
 import { run, sleep, type Procs, type Tracked } from './procs.js';
-import { rssMB, type Watched } from './sample.js';
+import { memoryBreakdown, rssMB, type MemoryBreakdown, type Watched } from './sample.js';
 
 /** What main.ts needs from a system under test (the nginx pair implements it too). */
 export interface ProxyUnderTest {
@@ -58,6 +58,8 @@ export interface MeshHandle extends ProxyUnderTest {
   /** Things worth knowing about this mesh run (port fallbacks, failed probes…). */
   notes: string[];
   idleRssMB: { A: number | null; B: number | null };
+  /** The idle RSS taken apart (read with it). */
+  idleMemory: { A: MemoryBreakdown | null; B: MemoryBreakdown | null };
   /** Every live process of the mesh (server and agents), for the CPU accounting. */
   pids(): number[];
   stop(): Promise<void>;
@@ -185,6 +187,7 @@ async function startMeshOnce(o: MeshOptions, dir: string): Promise<MeshHandle> {
       reason,
       notes,
       idleRssMB: { A: null, B: null },
+      idleMemory: { A: null, B: null },
       urls: { tcp: '', http: '' },
       watched: () => [],
       pids: () => [],
@@ -321,11 +324,13 @@ async function startMeshOnce(o: MeshOptions, dir: string): Promise<MeshHandle> {
     // Idle footprint, before any traffic, once the start-up garbage is collected (2 s after ready it
     // still counts ~12 MB of it, which an idle agent gives back within seconds).
     let idleRssMB: { A: number | null; B: number | null } = { A: null, B: null };
+    let idleMemory: MeshHandle['idleMemory'] = { A: null, B: null };
     if (o.measureIdle ?? true) {
       await sleep(2000);
       const earlyRss = { A: rssMB(agentA.pid), B: rssMB(agentB.pid) };
       await sleep(IDLE_SETTLE_MS);
       idleRssMB = { A: rssMB(agentA.pid), B: rssMB(agentB.pid) };
+      idleMemory = { A: memoryBreakdown(agentA.pid), B: memoryBreakdown(agentB.pid) };
       log(`agent RSS 2 s after ready: A ${earlyRss.A?.toFixed(1)} MB, B ${earlyRss.B?.toFixed(1)} MB; ${IDLE_SETTLE_MS / 1000} s later (reported as idle): A ${idleRssMB.A?.toFixed(1)}, B ${idleRssMB.B?.toFixed(1)}`);
     }
 
@@ -365,6 +370,7 @@ async function startMeshOnce(o: MeshOptions, dir: string): Promise<MeshHandle> {
       reason: null,
       notes,
       idleRssMB,
+      idleMemory,
       urls,
       pids: () => [a, b, srv].filter((t) => t.alive()).map((t) => t.pid),
       watched: () => [

@@ -1,6 +1,6 @@
 // From raw runs to the report: medians per point, figures relative to direct and to the nginx
 // pair, the targets of issue 4 with PASS/FAIL, a text table and the JSON document.
-import type { CpuUse, ProcFigures } from './sample.js';
+import type { CpuUse, MemoryBreakdown, ProcFigures } from './sample.js';
 import type { WrkResult } from './wrk.js';
 
 export type Layer = 'tcp' | 'http';
@@ -87,6 +87,7 @@ export interface MeshInfo {
   reason: string | null;
   notes: string[];
   idleRssMB: { A: number | null; B: number | null };
+  idleMemory: { A: MemoryBreakdown | null; B: MemoryBreakdown | null };
 }
 
 export interface BenchReport {
@@ -383,7 +384,14 @@ export function renderTable(report: BenchReport): string {
   lines.push('Mesh:');
   if (!report.mesh.enabled) lines.push('  not run (--only)');
   else if (!report.mesh.available) lines.push(`  UNAVAILABLE: ${oneLine(report.mesh.reason ?? '?', 1200)}`);
-  else lines.push(`  idle RSS: agent A ${f.mb(report.mesh.idleRssMB.A)} MB, agent B ${f.mb(report.mesh.idleRssMB.B)} MB`);
+  else {
+    lines.push(`  idle RSS: agent A ${f.mb(report.mesh.idleRssMB.A)} MB, agent B ${f.mb(report.mesh.idleRssMB.B)} MB`);
+    const { A, B } = report.mesh.idleMemory;
+    if (A && B) {
+      lines.push(`    of which anonymous (the agent's own heap): A ${f.mb(A.anonMB)} MB, B ${f.mb(B.anonMB)} MB; file-backed (node binary and libraries, shared): A ${f.mb(A.fileMB)} MB, B ${f.mb(B.fileMB)} MB`);
+      lines.push(`    PSS (shared pages divided among the processes mapping them): A ${f.mb(A.pssMB)} MB, B ${f.mb(B.pssMB)} MB`);
+    }
+  }
   for (const n of report.mesh.notes) lines.push(`  - ${oneLine(n, 400)}`);
 
   lines.push('');

@@ -36,6 +36,39 @@ export function rssMB(pid: number): number | null {
   }
 }
 
+/**
+ * What an RSS figure is made of: anonymous memory (the process's own heap, V8's and malloc's) and
+ * file-backed pages (the node binary and libraries, shared with every process that maps them), and
+ * PSS (RSS with shared pages divided among the processes that share them).
+ */
+export interface MemoryBreakdown {
+  anonMB: number;
+  fileMB: number;
+  pssMB: number | null;
+}
+
+export function memoryBreakdown(pid: number): MemoryBreakdown | null {
+  try {
+    const status = fs.readFileSync(`/proc/${pid}/status`, 'utf8');
+    const kb = (re: RegExp, text: string): number | null => {
+      const m = re.exec(text);
+      return m ? Number(m[1]) : null;
+    };
+    const anon = kb(/RssAnon:\s+(\d+)\s+kB/, status);
+    const file = kb(/RssFile:\s+(\d+)\s+kB/, status);
+    if (anon === null || file === null) return null;
+    let pss: number | null = null;
+    try {
+      pss = kb(/^Pss:\s+(\d+)\s+kB/m, fs.readFileSync(`/proc/${pid}/smaps_rollup`, 'utf8'));
+    } catch {
+      /* no smaps_rollup (old kernel): PSS unknown */
+    }
+    return { anonMB: anon / 1024, fileMB: file / 1024, pssMB: pss === null ? null : pss / 1024 };
+  } catch {
+    return null;
+  }
+}
+
 /** Direct children of `pid` (nginx workers of a master). */
 export function childrenOf(pid: number): number[] {
   try {
