@@ -11,6 +11,7 @@ import { SPAN_KIND_SERVER } from '../../observability/otlp-exporter.js';
 import { traceIdOf } from '../../observability/trace-context.js';
 import type { Hop } from '../../observability/tracer.js';
 import { forwardTarget, normalizeTarget } from '../../policy/normalize-path.js';
+import { isIdempotent } from '../../resilience/index.js';
 import type { LocalService, PeerInfo } from '../inbound.js';
 import { Http1Session } from './connection-loop.js';
 import { stripForForward } from './forward-headers.js';
@@ -21,7 +22,7 @@ export class InboundSession extends Http1Session {
   private svc: LocalService;
   private started = 0;
   private headStr = '';
-  /** No body: the request can be written again if a reused local connection turns out stale. */
+  /** Idempotent, no body: the request can be written again if a reused local connection turns out stale. */
   private resendable = false;
   private retried = false;
   private readonly xfcc: string;
@@ -80,7 +81,8 @@ export class InboundSession extends Http1Session {
     h.push('x-hostmesh-source', this.peer.spiffeId, 'x-forwarded-client-cert', this.xfcc);
     if (head.version === '1.0' && head.keepAlive) h.push('connection', 'keep-alive');
     this.headStr = serializeRequestHead(method, forwardTarget(target), head.version, h);
-    this.resendable = head.body === 'none';
+    // A POST the instance may have taken before its connection died is not sent twice (RFC 9110 §9.2.2).
+    this.resendable = head.body === 'none' && isIdempotent(method);
     this.retried = false;
     this.sendContinue();
     const pool = this.owner.pool;

@@ -21,7 +21,8 @@ import { SPAN_KIND_CLIENT } from '../../observability/otlp-exporter.js';
 import { traceIdOf } from '../../observability/trace-context.js';
 import type { Hop } from '../../observability/tracer.js';
 import { normalizeTarget } from '../../policy/normalize-path.js';
-import { retryDecision, type Outcome } from '../../resilience/index.js';
+import { isIdempotent, retryDecision, type Outcome } from '../../resilience/index.js';
+import { STREAM_REFUSED } from '../mux/channel.js';
 import type { CompiledRule, UpstreamState } from '../upstream.js';
 import { Http1Session } from './connection-loop.js';
 import { stripForForward } from './forward-headers.js';
@@ -218,10 +219,13 @@ export class OutboundSession extends Http1Session implements DialOwner {
   }
 
   protected onUpstreamFailure(err: NodeJS.ErrnoException | null, stale: boolean): void {
-    if (stale && this.bufferable && this.inAttempt && !this.staleRetried) {
-      // A kept-alive connection that died while idle (the far agent restarted or closed it) and
-      // showed no byte of a response: nothing was processed, so the request goes again on a fresh
-      // connection, whatever its method, and the endpoint is not blamed.
+    // A stream the other agent refused at open was not processed: it goes again whatever its
+    // method. A kept-alive connection that died showing no byte of a response most likely closed
+    // while idle (the far agent restarted or closed it), but the far side may also have taken the
+    // request and died before answering: only an idempotent request goes again (RFC 9110 §9.2.2).
+    const again = err?.code === STREAM_REFUSED || isIdempotent((this.head as RequestHead).method);
+    if (stale && again && this.bufferable && this.inAttempt && !this.staleRetried) {
+      // Not the endpoint's fault: it is not blamed, and the retry budget is not spent.
       this.staleRetried = true;
       this.connect(true);
       return;
