@@ -664,6 +664,26 @@ test('timeouts: an idle connection is closed quietly; a stalled head or body get
   assert.equal(text(await d.response()), '200 /again');
 });
 
+test('timeouts: a response body that stalls for the idle time is cut, client and upstream connection both', T, async (t) => {
+  let upClosed = null as Promise<void> | null;
+  const { client } = await setup(
+    t,
+    async (peer) => {
+      await peer.head();
+      peer.write('HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\n0123456789');
+      upClosed = peer.closed;
+    },
+    { idleMs: 150 },
+  );
+  const c = await client();
+  const t0 = Date.now();
+  c.write('GET /stalls HTTP/1.1\r\nHost: x\r\n\r\n');
+  const got = (await c.closesWithin(3000)).toString('latin1');
+  assert.ok(Date.now() - t0 >= 100, 'not before the idle time');
+  assert.match(got, /^HTTP\/1\.1 200 OK\r\n[\s\S]*\r\n\r\n0123456789$/, 'the head and the 10 bytes, then the cut');
+  await within(upClosed!, 2000, 'the upstream connection to close');
+});
+
 test('CONNECT is refused with 405 and the connection closed; nothing goes upstream', T, async (t) => {
   const { up, client } = await setup(t, echo);
   const c = await client();

@@ -11,7 +11,7 @@ export const REQUEST_LIMITS = { maxHeadSize: 16 * 1024, maxHeaders: 100 };
 /**
  * Idle time after which a client connection is closed (node's keepAliveTimeout was 30 s). It is a
  * socket inactivity timeout, so it also bounds a client that stalls mid-head or mid-body, or stops
- * reading its response.
+ * reading its response, and an upstream that stalls mid-response-body.
  */
 export const CLIENT_IDLE_MS = 30_000;
 

@@ -251,8 +251,16 @@ export abstract class RequestReader {
       if (this.conn !== null) this.detach();
       this.onAbort();
       this.respond(408, 'REQUEST_TIMEOUT', 'the request body did not arrive in time');
+      return;
     }
-    // Waiting on the upstream: the side's own timers apply.
+    if (this.resState === Res.Body) {
+      // The upstream sent a head, then nothing for the whole idle time. The side's timers stop at
+      // the head, so without this the client, the upstream connection and whatever is behind it
+      // would be held for good. Cutting is the only way to tell the client its body is incomplete.
+      this.teardown();
+      return;
+    }
+    // Waiting on the upstream for a head: the side's own timers apply.
   };
 
   private readonly onClientError = (): void => {
