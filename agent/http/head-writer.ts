@@ -68,19 +68,26 @@ export class HeaderFilter {
   readonly #names: ReadonlySet<string>;
   readonly #prefixes: readonly string[];
   readonly #firstChars: ReadonlySet<number>;
+  readonly #underscoreAsDash: boolean;
 
-  constructor(names: readonly string[], prefixes: readonly string[] = []) {
+  /**
+   * `underscoreAsDash`: `_` in a name matches `-` too. CGI-style servers (Rack, PHP, WSGI) read
+   * `X_Hostmesh_Source` and `X-Hostmesh-Source` as the same HTTP_X_HOSTMESH_SOURCE, and some let
+   * the caller's copy win over ours.
+   */
+  constructor(names: readonly string[], prefixes: readonly string[] = [], opts: { underscoreAsDash?: boolean } = {}) {
     this.#names = new Set(names.map((n) => n.toLowerCase()));
     this.#prefixes = prefixes.map((p) => p.toLowerCase()).filter((p) => p.length > 0);
     this.#firstChars = new Set(this.#prefixes.map((p) => p.charCodeAt(0)));
+    this.#underscoreAsDash = opts.underscoreAsDash ?? false;
   }
 
   /** Whether `name` (lower-case) is filtered out. */
   matches(name: string): boolean {
     if (this.#names.has(name)) return true;
-    if (!this.#firstChars.has(name.charCodeAt(0))) return false;
-    for (const p of this.#prefixes) if (name.startsWith(p)) return true;
-    return false;
+    if (this.#firstChars.has(name.charCodeAt(0))) for (const p of this.#prefixes) if (name.startsWith(p)) return true;
+    // Rare: only names with an underscore pay for the second look.
+    return this.#underscoreAsDash && name.includes('_') && this.matches(name.replaceAll('_', '-'));
   }
 
   /** Remove the matching fields in place; returns how many were removed. */
@@ -105,7 +112,7 @@ export class HeaderFilter {
  * Headers through which a caller could claim an identity or a mesh decision: removed from every
  * inbound request before the agent adds its own from the verified certificate.
  */
-export const IDENTITY_HEADERS = new HeaderFilter(['x-forwarded-client-cert'], ['x-hostmesh-']);
+export const IDENTITY_HEADERS = new HeaderFilter(['x-forwarded-client-cert'], ['x-hostmesh-'], { underscoreAsDash: true });
 
 /** Replace the value of the first `name` field and drop any others; append it if absent. */
 export function setHeader(headers: string[], name: string, value: string): void {

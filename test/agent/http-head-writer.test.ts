@@ -59,6 +59,11 @@ test('identity headers a caller may forge are removed, the rest kept in order', 
   setHeader(h.headers, 'x-hostmesh-source', 'web');
   assert.equal(getHeader(h.headers, 'x-hostmesh-source'), 'web');
 
+  // Spelled with underscores, as CGI-style servers would read them the same (HTTP_X_HOSTMESH_SOURCE).
+  const u = parse('GET / HTTP/1.1\r\nHost: a\r\nX_Hostmesh_Source: admin\r\nx-hostmesh_caller: 1\r\nX_Forwarded_Client_Cert: By=x\r\nX_Other: kept\r\n\r\n');
+  assert.equal(IDENTITY_HEADERS.apply(u.headers), 3);
+  assert.deepEqual(u.headers, ['host', 'a', 'x_other', 'kept']);
+
   const f = new HeaderFilter(['X-One'], ['X-Pre-']);
   const hs = ['x-one', '1', 'x-pre-a', '2', 'x-pre', '3', 'y', '4'];
   assert.equal(f.apply(hs), 2);
