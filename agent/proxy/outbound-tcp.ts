@@ -159,6 +159,9 @@ export function pipeBoth(a: net.Socket, b: net.Socket, done: () => void): void {
     b.destroy();
     done();
   };
+  // One side may have gone while the other was being connected (a caller that gave up during a
+  // slow connect): its 'close' has been and gone, so nothing below would ever close the other.
+  if (a.destroyed || b.destroyed) return finish();
   a.pipe(b);
   b.pipe(a);
   a.on('error', finish);
