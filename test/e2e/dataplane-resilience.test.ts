@@ -22,12 +22,13 @@ import {
   waitEndpoints,
   type HeaderEcho,
 } from '../helpers/traffic.js';
+import { sampleSum, scrape } from '../helpers/prom.js';
 
 const A = '127.0.3.1'; // registers api; calls everything
 const B = '127.0.3.2'; // web, slow
 const C = '127.0.3.3'; // web, sleepy
 const D = '127.0.3.4'; // web, down (registered, nothing listening)
-const OUT = { web: 19201, slow: 19202, sleepy: 19203, ghost: 19204, down: 19205 } as const;
+const OUT = { web: 19201, slow: 19202, sleepy: 19203, ghost: 19204, down: 19205, queued: 19206 } as const;
 const BASE_EJECTION_MS = 2000;
 
 describe('data plane: resilience', { timeout: 120_000 }, () => {
@@ -38,6 +39,7 @@ describe('data plane: resilience', { timeout: 120_000 }, () => {
   const webs: HeaderEcho[] = [];
   let slow: HeaderEcho;
   let sleepy: HeaderEcho;
+  let queued: HeaderEcho;
 
   before(async () => {
     s = await startTestServer();
@@ -50,6 +52,7 @@ describe('data plane: resilience', { timeout: 120_000 }, () => {
       { kind: 'Service', name: 'sleepy', spec: { protocol: 'http', port: 18083 } },
       { kind: 'Service', name: 'ghost', spec: { protocol: 'http', port: 18084 } },
       { kind: 'Service', name: 'down', spec: { protocol: 'http', port: 18085 } },
+      { kind: 'Service', name: 'queued', spec: { protocol: 'http', port: 18086 } },
       {
         kind: 'Route',
         name: 'web',
@@ -72,6 +75,17 @@ describe('data plane: resilience', { timeout: 120_000 }, () => {
       },
       { kind: 'TrafficPolicy', name: 'slow', spec: { service: 'slow', circuitBreaker: { maxConnections: 1, maxPending: 0, maxRequests: 1 } } },
       { kind: 'Route', name: 'sleepy', spec: { service: 'sleepy', rules: [{ destinations: [{ weight: 100 }] }], timeout: '300ms', retries: { attempts: 0 } } },
+      // One request at a time, the rest wait; 5 consecutive failures would eject the only instance.
+      {
+        kind: 'TrafficPolicy',
+        name: 'queued',
+        spec: {
+          service: 'queued',
+          circuitBreaker: { maxConnections: 1, maxPending: 10, maxRequests: 20 },
+          outlierDetection: { consecutiveErrors: 5, interval: '1s', baseEjectionTime: '30s', maxEjectionPercent: 100 },
+        },
+      },
+      { kind: 'Route', name: 'queued', spec: { service: 'queued', rules: [{ destinations: [{ weight: 100 }] }], timeout: '400ms', retries: { attempts: 0 } } },
     ]);
     for (const [ip, name] of [[B, 'web-b'], [C, 'web-c'], [D, 'web-d']] as const) {
       const e = await startHeaderEcho(ip, 18080, name);
@@ -82,6 +96,8 @@ describe('data plane: resilience', { timeout: 120_000 }, () => {
     bag.add(() => slow.close());
     sleepy = await startHeaderEcho(C, 18083, 'sleepy-c');
     bag.add(() => sleepy.close());
+    queued = await startHeaderEcho(C, 18086, 'queued-c');
+    bag.add(() => queued.close());
     const api = await startHeaderEcho(A, 18081, 'api-a');
     bag.add(() => api.close());
 
@@ -89,7 +105,7 @@ describe('data plane: resilience', { timeout: 120_000 }, () => {
     const svc = (ip: string, name: string, port: number): Record<string, unknown> => ({ name, port, host: ip, protocol: 'http' });
     const specs = [
       { name: 'dp-res-b', ip: B, services: [svc(B, 'web', 18080), svc(B, 'slow', 18082)] },
-      { name: 'dp-res-c', ip: C, services: [svc(C, 'web', 18080), svc(C, 'sleepy', 18083)] },
+      { name: 'dp-res-c', ip: C, services: [svc(C, 'web', 18080), svc(C, 'sleepy', 18083), svc(C, 'queued', 18086)] },
       { name: 'dp-res-d', ip: D, services: [svc(D, 'web', 18080), svc(D, 'down', 18085)] },
     ];
     for (const sp of specs) {
@@ -107,7 +123,7 @@ describe('data plane: resilience', { timeout: 120_000 }, () => {
     bag.add(() => a.cleanup());
     agents.push(a);
     await Promise.all(agents.map((x) => waitReady(x)));
-    await Promise.all([waitEndpoints(a, 'web', 3), waitEndpoints(a, 'slow', 1), waitEndpoints(a, 'sleepy', 1), waitEndpoints(a, 'down', 1)]);
+    await Promise.all([waitEndpoints(a, 'web', 3), waitEndpoints(a, 'slow', 1), waitEndpoints(a, 'sleepy', 1), waitEndpoints(a, 'down', 1), waitEndpoints(a, 'queued', 1)]);
   }, { timeout: 45_000 });
 
   after(() => bag.run());
@@ -216,6 +232,25 @@ describe('data plane: resilience', { timeout: 120_000 }, () => {
     }
     const ok = await httpRequest({ host: A, port: OUT.sleepy, path: '/quick', timeoutMs: 5000 });
     assert.equal(ok.status, 200, `a quick answer within the timeout passes: ${describeResult(ok)}`);
+  });
+
+  test('requests that time out waiting behind the circuit breaker do not count against the instance', { timeout: 20_000 }, async () => {
+    queued.setDelay(1500);
+    try {
+      // One reaches the instance and times out (a failure on its record); the others wait for the
+      // connection and time out in the queue, never having reached it. (As the first one's slot
+      // frees, a waiting one about to time out may still go: a second failure, not eight.)
+      const rs = await Promise.all(Array.from({ length: 8 }, (_, i) => httpRequest({ host: A, port: OUT.queued, path: `/q/${i}`, timeoutMs: 5000 })));
+      for (const r of rs) assert.equal(r.status, 504, describeResult(r));
+      assert.ok(queued.requests < 5, `${queued.requests} requests reached the instance`);
+    } finally {
+      queued.setDelay(0);
+    }
+    const m = await scrape(a.adminUrl);
+    assert.equal(sampleSum(m, 'hostmesh_outlier_ejections_total', { service: 'queued' }), 0, 'the instance is not ejected');
+    await sleep(1600); // the held request finishes on the instance
+    const ok = await httpRequest({ host: A, port: OUT.queued, path: '/after', timeoutMs: 5000 });
+    assert.equal(ok.status, 200, `still served: ${describeResult(ok)}`);
   });
 
   test('upstream errors are answered at once with a status and a reason, never a hang', { timeout: 20_000 }, async () => {

@@ -25,6 +25,7 @@ import { isIdempotent, retryDecision, type Outcome } from '../../resilience/inde
 import { STREAM_REFUSED } from '../mux/channel.js';
 import type { CompiledRule, UpstreamState } from '../upstream.js';
 import { Http1Session } from './connection-loop.js';
+import { Req } from './loop-states.js';
 import { stripForForward } from './forward-headers.js';
 import type { DialOwner } from './mesh-pool.js';
 import type { OutboundSessions } from './outbound-sessions.js';
@@ -53,6 +54,11 @@ export class OutboundSession extends Http1Session implements DialOwner {
   private t0 = 0;
   private inAttempt = false;
   private waiting = false; // holds a pending slot and waits for a connection (circuit breaker)
+  /** The try went to its endpoint (not just picked it and waited): only then is the endpoint judged. */
+  private dispatched = false;
+  /** When the try in progress times out (its per-try timer), and how long it was given. */
+  private tryEnds = 0;
+  private tryMs = 0;
   private staleRetried = false;
   private dialToken = 0; // bumped when a dial's result is no longer wanted by this try
   private perTry: NodeJS.Timeout | null = null;
@@ -168,21 +174,33 @@ export class OutboundSession extends Http1Session implements DialOwner {
     this.ep = ep;
     this.inAttempt = true;
     this.waiting = waiting;
+    this.dispatched = false;
     this.staleRetried = false;
-    this.t0 = performance.now();
-    up.balancer.onStart(ep.host);
-    const perTryMs = Math.min(up.settings.perTryTimeoutMs, Math.max(1, this.deadline - this.t0));
+    const perTryMs = Math.min(up.settings.perTryTimeoutMs, Math.max(1, this.deadline - performance.now()));
+    this.tryMs = perTryMs;
+    this.tryEnds = performance.now() + perTryMs;
     this.perTry = setTimeout(this.onPerTry, perTryMs);
     if (waiting) this.owner.enqueue(up, this);
-    else this.connect(false);
+    else this.dispatch();
+  }
+
+  /** The try goes to its endpoint now: from here it counts as in flight there, and is timed. */
+  private dispatch(): void {
+    this.dispatched = true;
+    this.t0 = performance.now();
+    (this.up as UpstreamState).balancer.onStart((this.ep as Endpoint).host);
+    this.connect(false);
   }
 
   /** A request of this upstream finished: a waiting try may go. False if this one no longer waits. */
   wake(): boolean {
     if (!this.inAttempt || !this.waiting || this.closed) return false;
+    // Out of time already (its timer is due in this same turn): sent now, it would time out at once
+    // and count against an endpoint it never had a chance to reach. Its timer answers it.
+    if (performance.now() >= this.tryEnds) return false;
     this.waiting = false;
     (this.up as UpstreamState).breaker.releasePending();
-    this.connect(false);
+    this.dispatch();
     return true;
   }
 
@@ -238,8 +256,16 @@ export class OutboundSession extends Http1Session implements DialOwner {
     if (!this.inAttempt) return;
     this.detach();
     this.dialToken++; // a dial still under way will feed the pool instead
-    this.failed('timeout', 'timed out');
+    this.failed('timeout', 'timed out', this.slowEndpoint());
   };
+
+  /**
+   * Whether a timeout is the endpoint's doing: not if the client was still sending its body, nor if
+   * the try reached the endpoint with less than half its time left (it waited for a connection).
+   */
+  private slowEndpoint(): boolean {
+    return this.reqState === Req.Done && this.dispatched && performance.now() - this.t0 >= this.tryMs / 2;
+  }
 
   private readonly onDeadline = (): void => {
     this.overall = null;
@@ -248,7 +274,7 @@ export class OutboundSession extends Http1Session implements DialOwner {
     if (this.inAttempt) {
       this.detach();
       this.dialToken++;
-      this.settle('timeout');
+      this.settle('timeout', this.slowEndpoint());
     }
     const metrics = this.owner.metrics;
     const timeoutMs = (this.up as UpstreamState).settings.timeoutMs;
@@ -258,8 +284,8 @@ export class OutboundSession extends Http1Session implements DialOwner {
   };
 
   /** The try failed: retry if the policy and budget allow, else answer with why. */
-  private failed(outcome: Outcome, detail: string): void {
-    if (!this.settle(outcome)) return;
+  private failed(outcome: Outcome, detail: string, blame = true): void {
+    if (!this.settle(outcome, blame)) return;
     if (this.retry(outcome)) return;
     if (this.answered) return;
     this.answer();
@@ -286,8 +312,11 @@ export class OutboundSession extends Http1Session implements DialOwner {
     return true;
   }
 
-  /** End the try in progress with its outcome: balancer, breaker and outlier accounting. */
-  private settle(outcome: Outcome): boolean {
+  /**
+   * End the try in progress with its outcome: balancer, breaker and outlier accounting. `blame`
+   * false: the failure was not the endpoint's doing (the client was still sending).
+   */
+  private settle(outcome: Outcome, blame = true): boolean {
     if (!this.inAttempt) return false;
     this.inAttempt = false;
     if (this.perTry !== null) {
@@ -297,17 +326,20 @@ export class OutboundSession extends Http1Session implements DialOwner {
     const up = this.up as UpstreamState;
     const key = (this.ep as Endpoint).host;
     const ok = typeof outcome === 'number' && outcome < 500;
-    up.balancer.onFinish(key, performance.now() - this.t0, ok);
     up.breaker.releaseRequest();
     if (this.waiting) {
       this.waiting = false;
       up.breaker.releasePending();
     }
-    if (ok) {
-      up.outlier.onSuccess(key);
-    } else if (up.outlier.onFailure(key, coarseClock.now())) {
-      this.owner.metrics.ejected(this.service);
-      this.owner.log.info({ service: this.service, endpoint: key, outcome }, 'endpoint ejected by outlier detection');
+    // A try that never left the circuit breaker's queue did not reach its endpoint: no verdict on it.
+    if (this.dispatched) {
+      // Not blamed: a failure with no latency, which leaves p2c-ewma's estimate where it was.
+      up.balancer.onFinish(key, blame ? performance.now() - this.t0 : 0, ok);
+      if (ok) up.outlier.onSuccess(key);
+      else if (blame && up.outlier.onFailure(key, coarseClock.now())) {
+        this.owner.metrics.ejected(this.service);
+        this.owner.log.info({ service: this.service, endpoint: key, outcome }, 'endpoint ejected by outlier detection');
+      }
     }
     this.owner.wakeOne(up);
     return true;
@@ -331,7 +363,7 @@ export class OutboundSession extends Http1Session implements DialOwner {
       this.perTry = null;
     }
     const up = this.up as UpstreamState;
-    up.balancer.onFinish((this.ep as Endpoint).host, performance.now() - this.t0, true);
+    if (this.dispatched) up.balancer.onFinish((this.ep as Endpoint).host, performance.now() - this.t0, true);
     up.breaker.releaseRequest();
     if (this.waiting) {
       this.waiting = false;
