@@ -52,6 +52,10 @@ export class LeastRequest<E> implements Balancer<E> {
   }
 
   onFinish(key: string, _latencyMs: number, _ok: boolean): void {
+    this.onRelease(key);
+  }
+
+  onRelease(key: string): void {
     const load = this.loads.get(key);
     // Missing: the endpoint left the set while the request was in flight; nothing to count down.
     if (load !== undefined && load.inflight > 0) load.inflight--;

@@ -80,6 +80,11 @@ export class P2cEwma<E> implements Balancer<E> {
     else this.state(key, this.clock.now()).inflight++;
   }
 
+  onRelease(key: string): void {
+    const s = this.states.get(key);
+    if (s !== undefined && s.inflight > 0) s.inflight--;
+  }
+
   onFinish(key: string, latencyMs: number, ok: boolean): void {
     const s = this.states.get(key);
     // Missing: the endpoint left the set while the request was in flight.

@@ -40,5 +40,6 @@ export class RoundRobin<E> implements Balancer<E> {
   // Round robin keeps no per-endpoint state.
   onStart(_key: string): void {}
   onFinish(_key: string, _latencyMs: number, _ok: boolean): void {}
+  onRelease(_key: string): void {}
   setEndpoints(_all: readonly E[]): void {}
 }

@@ -44,6 +44,12 @@ export interface Balancer<E> {
    */
   onFinish(key: string, latencyMs: number, ok: boolean): void;
   /**
+   * Load begun with onStart ended with no latency to report (a tcp connection closing; its connect
+   * time was reported with onFinish, and onStart called again): in-flight count only. Matches one
+   * onStart, as onFinish does.
+   */
+  onRelease(key: string): void;
+  /**
    * The whole endpoint set changed (call on config pushes, not per request; include unhealthy and
    * ejected endpoints so their state is kept). State of keys no longer present is dropped.
    */

@@ -52,11 +52,20 @@ export function handleOutboundTcp(
   /** Carry the connection; `replay` is what it sent on a stream another agent refused at open. */
   const attach = (got: Connected, reroutes: number, replay?: { sent: Buffer[]; ended: boolean }): void => {
     const { carrier } = got;
+    // The connection counts as the endpoint's load (onStart in connect()) until it closes or goes elsewhere.
+    let counted = true;
+    const uncount = (): void => {
+      if (!counted) return;
+      counted = false;
+      up.balancer.onRelease(got.ep.host);
+    };
     if (client.destroyed) {
+      uncount();
       if ('socket' in carrier) carrier.socket.destroy();
       else carrier.session.release();
       return;
     }
+    client.once('close', uncount);
     to = got.to;
     if ('socket' in carrier) {
       for (const b of replay?.sent ?? []) carrier.socket.write(b);
@@ -69,6 +78,8 @@ export function handleOutboundTcp(
       (sent, ended) => {
         // Refused at open (the agent is draining, or full): nothing reached the service, so the
         // connection goes to another instance with what it sent, as a failed connect would.
+        client.off('close', uncount);
+        uncount();
         if (reroutes >= MAX_CONNECT_ATTEMPTS - 1) {
           client.destroy();
           return;
@@ -132,6 +143,8 @@ async function connect(up: UpstreamState, pool: MuxPool, metrics: ProxyMetrics, 
   try {
     const carrier = await pool.carrier(up.service, ep, up.settings.connectTimeoutMs);
     up.balancer.onFinish(ep.host, performance.now() - started, true);
+    // From here the connection is the endpoint's load until it closes (least-request counts it).
+    up.balancer.onStart(ep.host);
     up.outlier.onSuccess(ep.host);
     return { carrier, to: `${ep.address}:${ep.port}`, ep };
   } catch (e) {

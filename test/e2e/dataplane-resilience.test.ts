@@ -19,8 +19,12 @@ import {
   sleep,
   startHeaderEcho,
   startLoad,
+  startTcpEcho,
+  tcpClient,
   waitEndpoints,
   type HeaderEcho,
+  type TcpClient,
+  type TcpEcho,
 } from '../helpers/traffic.js';
 import { sampleSum, scrape } from '../helpers/prom.js';
 
@@ -28,7 +32,7 @@ const A = '127.0.3.1'; // registers api; calls everything
 const B = '127.0.3.2'; // web, slow
 const C = '127.0.3.3'; // web, sleepy
 const D = '127.0.3.4'; // web, down (registered, nothing listening)
-const OUT = { web: 19201, slow: 19202, sleepy: 19203, ghost: 19204, down: 19205, queued: 19206 } as const;
+const OUT = { web: 19201, slow: 19202, sleepy: 19203, ghost: 19204, down: 19205, queued: 19206, pair: 19207 } as const;
 const BASE_EJECTION_MS = 2000;
 
 describe('data plane: resilience', { timeout: 120_000 }, () => {
@@ -40,6 +44,7 @@ describe('data plane: resilience', { timeout: 120_000 }, () => {
   let slow: HeaderEcho;
   let sleepy: HeaderEcho;
   let queued: HeaderEcho;
+  const pairs: TcpEcho[] = [];
 
   before(async () => {
     s = await startTestServer();
@@ -53,6 +58,8 @@ describe('data plane: resilience', { timeout: 120_000 }, () => {
       { kind: 'Service', name: 'ghost', spec: { protocol: 'http', port: 18084 } },
       { kind: 'Service', name: 'down', spec: { protocol: 'http', port: 18085 } },
       { kind: 'Service', name: 'queued', spec: { protocol: 'http', port: 18086 } },
+      { kind: 'Service', name: 'pair', spec: { protocol: 'tcp', port: 18087 } },
+      { kind: 'TrafficPolicy', name: 'pair', spec: { service: 'pair', loadBalancer: 'least-request' } },
       {
         kind: 'Route',
         name: 'web',
@@ -98,14 +105,19 @@ describe('data plane: resilience', { timeout: 120_000 }, () => {
     bag.add(() => sleepy.close());
     queued = await startHeaderEcho(C, 18086, 'queued-c');
     bag.add(() => queued.close());
+    for (const ip of [B, C]) {
+      const e = await startTcpEcho(ip, 18087);
+      bag.add(() => e.close());
+      pairs.push(e);
+    }
     const api = await startHeaderEcho(A, 18081, 'api-a');
     bag.add(() => api.close());
 
     const token = await createJoinToken(s);
     const svc = (ip: string, name: string, port: number): Record<string, unknown> => ({ name, port, host: ip, protocol: 'http' });
     const specs = [
-      { name: 'dp-res-b', ip: B, services: [svc(B, 'web', 18080), svc(B, 'slow', 18082)] },
-      { name: 'dp-res-c', ip: C, services: [svc(C, 'web', 18080), svc(C, 'sleepy', 18083), svc(C, 'queued', 18086)] },
+      { name: 'dp-res-b', ip: B, services: [svc(B, 'web', 18080), svc(B, 'slow', 18082), { name: 'pair', port: 18087, host: B, protocol: 'tcp' }] },
+      { name: 'dp-res-c', ip: C, services: [svc(C, 'web', 18080), svc(C, 'sleepy', 18083), svc(C, 'queued', 18086), { name: 'pair', port: 18087, host: C, protocol: 'tcp' }] },
       { name: 'dp-res-d', ip: D, services: [svc(D, 'web', 18080), svc(D, 'down', 18085)] },
     ];
     for (const sp of specs) {
@@ -123,7 +135,7 @@ describe('data plane: resilience', { timeout: 120_000 }, () => {
     bag.add(() => a.cleanup());
     agents.push(a);
     await Promise.all(agents.map((x) => waitReady(x)));
-    await Promise.all([waitEndpoints(a, 'web', 3), waitEndpoints(a, 'slow', 1), waitEndpoints(a, 'sleepy', 1), waitEndpoints(a, 'down', 1), waitEndpoints(a, 'queued', 1)]);
+    await Promise.all([waitEndpoints(a, 'web', 3), waitEndpoints(a, 'slow', 1), waitEndpoints(a, 'sleepy', 1), waitEndpoints(a, 'down', 1), waitEndpoints(a, 'queued', 1), waitEndpoints(a, 'pair', 2)]);
   }, { timeout: 45_000 });
 
   after(() => bag.run());
@@ -251,6 +263,22 @@ describe('data plane: resilience', { timeout: 120_000 }, () => {
     await sleep(1600); // the held request finishes on the instance
     const ok = await httpRequest({ host: A, port: OUT.queued, path: '/after', timeoutMs: 5000 });
     assert.equal(ok.status, 200, `still served: ${describeResult(ok)}`);
+  });
+
+  test('least-request over tcp counts open connections: eight held connections split four and four', { timeout: 20_000 }, async () => {
+    const clients: TcpClient[] = [];
+    try {
+      for (let i = 0; i < 8; i++) {
+        const c = tcpClient(A, OUT.pair);
+        clients.push(c);
+        assert.equal(await c.connected, true);
+        c.socket.write(`c${i}`);
+        await c.waitBytes(2, 5000); // through to an instance, which counted it
+      }
+      assert.deepEqual(pairs.map((p) => p.connections), [4, 4], 'each new connection went to the instance with fewer open');
+    } finally {
+      for (const c of clients) c.socket.destroy();
+    }
   });
 
   test('upstream errors are answered at once with a status and a reason, never a hang', { timeout: 20_000 }, async () => {
