@@ -19,6 +19,7 @@ import { CHURN_BURST, MAX_STREAMS, MuxSession } from '../../agent/proxy/mux/sess
 import type { Dialer } from '../../agent/proxy/dialer.js';
 import type { TlsMaterial } from '../../agent/proxy/tls-material.js';
 import type { Endpoint } from '../../shared/protocol.js';
+import { socketPair } from '../helpers/sockets.js';
 
 const T = { timeout: 20_000 };
 const MiB = 1024 * 1024;
@@ -41,24 +42,6 @@ function gone(s: net.Socket): Promise<void> {
   });
 }
 
-/** Two connected loopback sockets. */
-async function socketPair(t: TestContext): Promise<[net.Socket, net.Socket]> {
-  const server = net.createServer({ allowHalfOpen: true });
-  server.listen(0, '127.0.0.1');
-  await once(server, 'listening');
-  const accepted = once(server, 'connection');
-  const a = net.connect({ port: (server.address() as net.AddressInfo).port, host: '127.0.0.1', allowHalfOpen: true });
-  const [b] = (await accepted) as [net.Socket];
-  await once(a, 'connect');
-  server.close();
-  t.after(() => {
-    a.destroy();
-    b.destroy();
-  });
-  return [a, b];
-}
-
-/** Reads everything a socket sends until it ends. */
 function collect(s: net.Socket): { data: () => Buffer; ended: Promise<void> } {
   const chunks: Buffer[] = [];
   s.on('data', (c: Buffer) => chunks.push(c));

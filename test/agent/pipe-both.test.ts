@@ -2,29 +2,13 @@
 // closes, both are closed once. Real loopback sockets.
 import assert from 'node:assert/strict';
 import { once } from 'node:events';
-import net from 'node:net';
-import { test, type TestContext } from 'node:test';
+import { test } from 'node:test';
 import { pipeBoth } from '../../agent/proxy/outbound-tcp.js';
-
-async function pair(t: TestContext): Promise<[net.Socket, net.Socket]> {
-  const server = net.createServer({ allowHalfOpen: true });
-  server.listen(0, '127.0.0.1');
-  await once(server, 'listening');
-  const accepted = once(server, 'connection');
-  const a = net.connect({ port: (server.address() as net.AddressInfo).port, host: '127.0.0.1', allowHalfOpen: true });
-  const [b] = (await accepted) as [net.Socket];
-  await once(a, 'connect');
-  server.close();
-  t.after(() => {
-    a.destroy();
-    b.destroy();
-  });
-  return [a, b];
-}
+import { socketPair } from '../helpers/sockets.js';
 
 test('bytes cross both ways, and a reset on one side closes the other, once', async (t) => {
-  const [appNear, app] = await pair(t);
-  const [farNear, far] = await pair(t);
+  const [appNear, app] = await socketPair(t);
+  const [farNear, far] = await socketPair(t);
   let done = 0;
   pipeBoth(appNear, farNear, () => done++);
   app.write('ping');
@@ -39,8 +23,8 @@ test('bytes cross both ways, and a reset on one side closes the other, once', as
 });
 
 test('a side that closed before the join (the caller gave up during the connect) closes the other at once', async (t) => {
-  const [callerNear] = await pair(t);
-  const [localNear, local] = await pair(t);
+  const [callerNear] = await socketPair(t);
+  const [localNear, local] = await socketPair(t);
   callerNear.destroy();
   await once(callerNear, 'close');
   let done = 0;

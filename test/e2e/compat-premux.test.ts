@@ -4,11 +4,10 @@
 // Real server (this build), real agent processes; addresses 127.0.7.5–127.0.7.8 only.
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import http from 'node:http';
 import { buildOldAgent, type OldAgent } from '../helpers/old-agent.js';
 import { startTestServer, type TestServer } from '../helpers/server.js';
-import { startTwoHosts, type TwoHosts } from '../helpers/two-hosts.js';
-import { Cleanup, describeResult, establishedTo, httpRequest, tcpClient } from '../helpers/traffic.js';
+import { assertOneConnectionPerAppConnection, startTwoHosts, type TwoHosts } from '../helpers/two-hosts.js';
+import { Cleanup } from '../helpers/traffic.js';
 
 /** The parent of the commit that brought the multiplexer in (f3338ac); same dependencies as now. */
 const PREMUX = '9000a8dae6bd92afb08a38527c0a6ab68c1e05b0';
@@ -56,22 +55,7 @@ for (const side of ['b', 'a'] as const) {
       if (skip !== null) return void t.skip(skip);
       assert.equal(hosts[side].proc.spawnargs[1], oldCli, `agent ${side.toUpperCase()} runs the old build`);
       assert.notEqual(hosts[side === 'a' ? 'b' : 'a'].proc.spawnargs[1], oldCli);
-      const agent = new http.Agent({ keepAlive: true, maxSockets: 6 });
-      const tcp = Array.from({ length: 3 }, () => tcpClient(A, 19212));
-      try {
-        const results = await Promise.all(Array.from({ length: 24 }, (_, i) => httpRequest({ host: A, port: 19211, path: `/compat/${i}`, timeoutMs: 5000, agent })));
-        for (const r of results) assert.equal(r.status, 200, describeResult(r));
-        for (const [i, c] of tcp.entries()) {
-          assert.equal(await c.connected, true);
-          c.socket.write(`conn ${i}\n`);
-          assert.equal((await c.waitBytes(`conn ${i}\n`.length, 5000)).toString(), `conn ${i}\n`);
-        }
-        const n = establishedTo(B, 15443);
-        assert.ok(n >= 3 + 2, `${n} established connections to ${B}:15443`);
-      } finally {
-        agent.destroy();
-        for (const c of tcp) c.socket.destroy();
-      }
+      await assertOneConnectionPerAppConnection({ A, B, webOut: 19211, dbOut: 19212, pathPrefix: '/compat' });
     });
   });
 }

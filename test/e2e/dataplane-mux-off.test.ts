@@ -4,10 +4,9 @@
 // 127.0.7.1–127.0.7.4 only.
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import http from 'node:http';
 import { startTestServer, type TestServer } from '../helpers/server.js';
-import { startTwoHosts } from '../helpers/two-hosts.js';
-import { Cleanup, describeResult, establishedTo, httpRequest, tcpClient } from '../helpers/traffic.js';
+import { assertOneConnectionPerAppConnection, startTwoHosts } from '../helpers/two-hosts.js';
+import { Cleanup } from '../helpers/traffic.js';
 
 
 for (const side of ['b', 'a'] as const) {
@@ -33,24 +32,7 @@ for (const side of ['b', 'a'] as const) {
 
     after(() => bag.run());
 
-    test('http and tcp go through, one mTLS connection per app connection', { timeout: 30_000 }, async () => {
-      const agent = new http.Agent({ keepAlive: true, maxSockets: 6 });
-      const tcp = Array.from({ length: 3 }, () => tcpClient(A, 19202));
-      try {
-        const results = await Promise.all(Array.from({ length: 24 }, (_, i) => httpRequest({ host: A, port: 19201, path: `/nomux/${i}`, timeoutMs: 5000, agent })));
-        for (const r of results) assert.equal(r.status, 200, describeResult(r));
-        for (const [i, c] of tcp.entries()) {
-          assert.equal(await c.connected, true);
-          c.socket.write(`conn ${i}\n`);
-          assert.equal((await c.waitBytes(`conn ${i}\n`.length, 5000)).toString(), `conn ${i}\n`);
-        }
-        // At least one per tcp connection and more than one for http: not two shared sessions.
-        const n = establishedTo(B, 15443);
-        assert.ok(n >= 3 + 2, `${n} established connections to ${B}:15443`);
-      } finally {
-        agent.destroy();
-        for (const c of tcp) c.socket.destroy();
-      }
-    });
+    test('http and tcp go through, one mTLS connection per app connection', { timeout: 30_000 }, () =>
+      assertOneConnectionPerAppConnection({ A, B, webOut: 19201, dbOut: 19202, pathPrefix: '/nomux' }));
   });
 }

@@ -15,6 +15,29 @@ const A = '127.0.10.1'; // calls web
 const B = '127.0.10.2'; // runs web
 const WEB_OUT = 19301;
 
+/** A server with the mesh open by default and one http service, `web` on port 18080. */
+async function startWebMesh(bag: Cleanup): Promise<TestServer> {
+  const s = await startTestServer();
+  bag.add(() => s.cleanup());
+  await apply(s, [
+    { kind: 'Mesh', name: 'default', spec: { defaultAccess: 'allow', certTTL: '1h' } },
+    { kind: 'Service', name: 'web', spec: { protocol: 'http', port: 18080 } },
+  ]);
+  return s;
+}
+
+/** `app` as the instance of web on `ip`, closed (connections and all) at cleanup. */
+async function listenApp(app: http.Server, ip: string, bag: Cleanup): Promise<void> {
+  await new Promise<void>((resolve) => app.listen(18080, ip, resolve));
+  bag.add(
+    () =>
+      new Promise<void>((resolve) => {
+        app.closeAllConnections();
+        app.close(() => resolve());
+      }),
+  );
+}
+
 describe('data plane: a request the instance may have taken is not sent twice', { timeout: 60_000 }, () => {
   const bag = new Cleanup();
   let s: TestServer;
@@ -22,12 +45,7 @@ describe('data plane: a request the instance may have taken is not sent twice', 
   const seen = new Map<string, number>();
 
   before(async () => {
-    s = await startTestServer();
-    bag.add(() => s.cleanup());
-    await apply(s, [
-      { kind: 'Mesh', name: 'default', spec: { defaultAccess: 'allow', certTTL: '1h' } },
-      { kind: 'Service', name: 'web', spec: { protocol: 'http', port: 18080 } },
-    ]);
+    s = await startWebMesh(bag);
     // /die/…: the instance takes the request and then drops the connection without an answer.
     const app = http.createServer((req, res) => {
       const key = `${req.method} ${req.url}`;
@@ -39,14 +57,7 @@ describe('data plane: a request the instance may have taken is not sent twice', 
       res.writeHead(200, { 'content-type': 'text/plain' }).end('ok');
     });
     app.keepAliveTimeout = 30_000;
-    await new Promise<void>((resolve) => app.listen(18080, B, resolve));
-    bag.add(
-      () =>
-        new Promise<void>((resolve) => {
-          app.closeAllConnections();
-          app.close(() => resolve());
-        }),
-    );
+    await listenApp(app, B, bag);
     const token = await createJoinToken(s);
     const b = await startTestAgent(s, { name: 'nodouble-b', ip: B, token, services: [{ name: 'web', port: 18080, host: B, protocol: 'http' }] });
     bag.add(() => b.cleanup());
@@ -96,12 +107,7 @@ describe('data plane: a POST whose instance agent dies holding it does not go to
   const posts = [0, 0];
 
   before(async () => {
-    s = await startTestServer();
-    bag.add(() => s.cleanup());
-    await apply(s, [
-      { kind: 'Mesh', name: 'default', spec: { defaultAccess: 'allow', certTTL: '1h' } },
-      { kind: 'Service', name: 'web', spec: { protocol: 'http', port: 18080 } },
-    ]);
+    s = await startWebMesh(bag);
     const token = await createJoinToken(s);
     for (const [i, ip] of HOSTS.entries()) {
       // A POST is taken and never answered: the agent in front of it dies first.
@@ -112,14 +118,7 @@ describe('data plane: a POST whose instance agent dies holding it does not go to
         }
         res.writeHead(200, { 'content-type': 'text/plain' }).end('ok');
       });
-      await new Promise<void>((resolve) => app.listen(18080, ip, resolve));
-      bag.add(
-        () =>
-          new Promise<void>((resolve) => {
-            app.closeAllConnections();
-            app.close(() => resolve());
-          }),
-      );
+      await listenApp(app, ip, bag);
       const agent = await startTestAgent(s, { name: `nodouble-web-${i}`, ip, token, services: [{ name: 'web', port: 18080, host: ip, protocol: 'http' }] });
       bag.add(() => agent.cleanup());
       agents.push(agent);

@@ -1,8 +1,10 @@
 // The two-host mesh several data-plane tests start from: host B runs `web` (http) and `db` (tcp),
 // host A runs `api` and calls both through its outbound ports.
+import assert from 'node:assert/strict';
+import http from 'node:http';
 import type { TestServer } from './server.js';
 import { createJoinToken, startTestAgent, waitReady, type TestAgent } from './agent.js';
-import { apply, startHeaderEcho, startTcpEcho, waitEndpoints, type Cleanup, type HeaderEcho } from './traffic.js';
+import { apply, describeResult, establishedTo, httpRequest, startHeaderEcho, startTcpEcho, tcpClient, waitEndpoints, type Cleanup, type HeaderEcho } from './traffic.js';
 
 export interface TwoHosts {
   a: TestAgent;
@@ -72,4 +74,28 @@ export async function startTwoHosts(
   await waitEndpoints(a, 'web', 1);
   await waitEndpoints(a, 'db', 1);
   return { a, b, web };
+}
+
+/**
+ * Between agents that do not both multiplex: 24 http requests over 6 keep-alive connections and 3 tcp
+ * connections from A all go through, and B's inbound shows one mTLS connection per app connection
+ * (at least one per tcp connection and more than one for http: not two shared sessions).
+ */
+export async function assertOneConnectionPerAppConnection(o: { A: string; B: string; webOut: number; dbOut: number; pathPrefix: string }): Promise<void> {
+  const agent = new http.Agent({ keepAlive: true, maxSockets: 6 });
+  const tcp = Array.from({ length: 3 }, () => tcpClient(o.A, o.dbOut));
+  try {
+    const results = await Promise.all(Array.from({ length: 24 }, (_, i) => httpRequest({ host: o.A, port: o.webOut, path: `${o.pathPrefix}/${i}`, timeoutMs: 5000, agent })));
+    for (const r of results) assert.equal(r.status, 200, describeResult(r));
+    for (const [i, c] of tcp.entries()) {
+      assert.equal(await c.connected, true);
+      c.socket.write(`conn ${i}\n`);
+      assert.equal((await c.waitBytes(`conn ${i}\n`.length, 5000)).toString(), `conn ${i}\n`);
+    }
+    const n = establishedTo(o.B, 15443);
+    assert.ok(n >= 3 + 2, `${n} established connections to ${o.B}:15443`);
+  } finally {
+    agent.destroy();
+    for (const c of tcp) c.socket.destroy();
+  }
 }
