@@ -30,7 +30,8 @@ export type ChunkedErrorCode =
   | 'CHUNK_EXT_TOO_LONG'
   | 'BAD_CHUNK_DATA'
   | 'BAD_TRAILER'
-  | 'TRAILERS_TOO_LARGE';
+  | 'TRAILERS_TOO_LARGE'
+  | 'FORBIDDEN_TRAILER';
 
 export interface ChunkedLimits {
   /** Bytes of chunk-ext on one size line (after the digits, before CRLF). Default 1024. */
@@ -39,6 +40,11 @@ export interface ChunkedLimits {
   maxTrailerSize?: number;
   /** Trailer fields. Default 32. */
   maxTrailers?: number;
+  /**
+   * Trailer field names (lower-case) refused with FORBIDDEN_TRAILER, e.g. identity headers: some
+   * frameworks merge trailers into the headers, where a forged one would be taken as ours.
+   */
+  forbiddenTrailer?: (name: string) => boolean;
 }
 
 const S_SIZE = 0; // reading hex digits (at least one needed)
@@ -56,10 +62,14 @@ const S_END_LF = 11; // CR of the final empty line seen
 
 const MAX_SIZE_DIGITS = 16;
 
+/** ASCII letters to lower case, other bytes as they are. */
+const lower = (c: number): number => (c >= 0x41 && c <= 0x5a ? c + 0x20 : c);
+
 export class ChunkedTracker {
   readonly maxExtLength: number;
   readonly maxTrailerSize: number;
   readonly maxTrailers: number;
+  readonly #forbidden: ((name: string) => boolean) | null;
   error: ChunkedErrorCode | null = null;
   /** Data bytes of the current body so far (framing excluded), for limits and metrics. */
   dataBytes = 0;
@@ -73,12 +83,14 @@ export class ChunkedTracker {
   #remaining = 0;
   #trailerBytes = 0;
   #trailerCount = 0;
+  #trailerName = ''; // the trailer field name being read (only with forbiddenTrailer; trailers are rare)
   #done = false; // a body just ended; the next execute() starts a new one
 
   constructor(limits: ChunkedLimits = {}) {
     this.maxExtLength = limits.maxExtLength ?? 1024;
     this.maxTrailerSize = limits.maxTrailerSize ?? 8 * 1024;
     this.maxTrailers = limits.maxTrailers ?? 32;
+    this.#forbidden = limits.forbiddenTrailer ?? null;
   }
 
   /** Start a new body (after an error too). */
@@ -185,6 +197,7 @@ export class ChunkedTracker {
             // Not SP/HTAB (obs-fold) and not ':' (empty name): both fail here.
             if (++this.#trailerCount > this.maxTrailers) return this.#fail('TRAILERS_TOO_LARGE');
             this.trailers = true;
+            this.#trailerName = this.#forbidden === null ? '' : String.fromCharCode(lower(c));
             this.#state = S_TRAILER_NAME;
           } else {
             return this.#fail('BAD_TRAILER');
@@ -192,8 +205,11 @@ export class ChunkedTracker {
           break;
         case S_TRAILER_NAME:
           if (++this.#trailerBytes > this.maxTrailerSize) return this.#fail('TRAILERS_TOO_LARGE');
-          if (c === 0x3a) this.#state = S_TRAILER_VALUE;
-          else if (TCHAR[c] !== 1) return this.#fail('BAD_TRAILER');
+          if (c === 0x3a) {
+            if (this.#forbidden !== null && this.#forbidden(this.#trailerName)) return this.#fail('FORBIDDEN_TRAILER');
+            this.#state = S_TRAILER_VALUE;
+          } else if (TCHAR[c] !== 1) return this.#fail('BAD_TRAILER');
+          else if (this.#forbidden !== null) this.#trailerName += String.fromCharCode(lower(c));
           break;
         case S_TRAILER_VALUE:
           if (++this.#trailerBytes > this.maxTrailerSize) return this.#fail('TRAILERS_TOO_LARGE');

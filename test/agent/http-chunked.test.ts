@@ -45,6 +45,19 @@ test('finds the end of a body with extensions and trailers, at every split', () 
   }
 });
 
+test('forbidden trailer names are refused whatever their case or split; others pass', () => {
+  const forbid = (name: string): boolean => name === 'x-hostmesh-source';
+  for (const trailer of ['X-Hostmesh-Source: admin', 'x-hostmesh-source:admin']) {
+    const buf = b(`3\r\nabc\r\n0\r\nX-Checksum: 1\r\n${trailer}\r\n\r\n`);
+    for (const chunks of splits(buf)) assert.equal(endOf(chunks, new ChunkedTracker({ forbiddenTrailer: forbid })), 'FORBIDDEN_TRAILER');
+  }
+  const ok = b('3\r\nabc\r\n0\r\nX-Hostmesh-Sourcery: 1\r\n\r\n');
+  for (const chunks of splits(ok)) assert.equal(endOf(chunks, new ChunkedTracker({ forbiddenTrailer: forbid })), ok.length);
+  // Without the option, the name is not looked at.
+  const plain = b('0\r\nX-Hostmesh-Source: admin\r\n\r\n');
+  assert.equal(endOf([plain]), plain.length);
+});
+
 test('a body without trailers; the tracker is reused for the next body', () => {
   const t = new ChunkedTracker();
   const one = '3\r\nabc\r\n0\r\n\r\n';

@@ -17,6 +17,8 @@ import {
   describeResult,
   httpRequest,
   meshError,
+  probe,
+  sleep,
   startHeaderEcho,
   startTcpEcho,
   tcpClient,
@@ -256,6 +258,18 @@ describe('data plane: access policy', { timeout: 120_000 }, () => {
     );
     // api pretending to be someone else on a path only api may use: still api, still allowed.
     await assertAllowed('api claiming to be batch', () => fromApi('/public/y', 'GET', { 'x-hostmesh-source': `spiffe://${TD}/service/batch` }));
+  });
+
+  test('an identity claimed in a chunked trailer is refused (400) and never reaches the service', { timeout: 15_000 }, async () => {
+    const before = web.seen.length;
+    const request =
+      'POST /public/trailer HTTP/1.1\r\nHost: web\r\nTransfer-Encoding: chunked\r\n\r\n' +
+      `3\r\nabc\r\n0\r\nX-Hostmesh-Source: spiffe://${TD}/service/admin\r\n\r\n`;
+    const p = await probe(A, WEB_OUT_A, null, request, 5000);
+    assert.match(p.received, /^HTTP\/1\.1 400 /, JSON.stringify(p.received.slice(0, 200)));
+    assert.match(p.received, /x-hostmesh-error: FORBIDDEN_TRAILER/i);
+    await sleep(200);
+    assert.ok(!web.seen.slice(before).some((r) => r.url === '/public/trailer'), 'the service never saw the request');
   });
 
   test('audit mode lets would-be denials through; back to enforce denies again', { timeout: 25_000 }, async () => {

@@ -9,7 +9,7 @@
 //   BODY_ERROR     → the chunked framing is broken (framer.chunked.error says how); close
 //   otherwise      → the body ends at chunk[e]; what follows belongs to the next message
 import type { BodyKind } from '../../http/head.js';
-import { CHUNKED_ERROR, ChunkedTracker } from '../../http/chunked.js';
+import { CHUNKED_ERROR, ChunkedTracker, type ChunkedLimits } from '../../http/chunked.js';
 
 export const BODY_NEED_MORE = -1;
 export const BODY_ERROR = -2;
@@ -18,7 +18,11 @@ export class BodyFramer {
   kind: BodyKind = 'none';
   /** Bytes still expected of a Content-Length body. */
   remaining = 0;
-  readonly chunked = new ChunkedTracker();
+  readonly chunked: ChunkedTracker;
+
+  constructor(limits?: ChunkedLimits) {
+    this.chunked = new ChunkedTracker(limits);
+  }
 
   start(kind: BodyKind, contentLength: number): void {
     this.kind = kind;

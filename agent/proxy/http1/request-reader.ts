@@ -9,6 +9,7 @@
 // class, with no closure, no extra object and no indirection.
 import type net from 'node:net';
 import { HEAD_ERROR, HEAD_ERROR_STATUS, NEED_MORE, RequestHeadParser, type RequestHead } from '../../http/head-parser.js';
+import { IDENTITY_HEADERS } from '../../http/head-writer.js';
 import { BODY_ERROR, BODY_NEED_MORE, BodyFramer } from './body-framer.js';
 import { CLIENT_IDLE_MS, Req, REQUEST_LIMITS, Res, Sink } from './loop-states.js';
 import type { UpstreamConn } from './upstream-conn.js';
@@ -43,7 +44,8 @@ export abstract class RequestReader {
   protected clientEnded = false;
 
   private readonly parser = new RequestHeadParser(REQUEST_LIMITS);
-  private readonly reqBody = new BodyFramer();
+  // A caller may not claim an identity in a trailer either (some frameworks merge them into headers).
+  private readonly reqBody = new BodyFramer({ forbiddenTrailer: (name) => IDENTITY_HEADERS.matches(name) });
 
   constructor(protected readonly client: net.Socket) {
     client.setNoDelay(true);
