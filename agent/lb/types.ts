@@ -45,8 +45,8 @@ export interface Balancer<E> {
   onFinish(key: string, latencyMs: number, ok: boolean): void;
   /**
    * Load begun with onStart ended with no latency to report (a tcp connection closing; its connect
-   * time was reported with onFinish, and onStart called again): in-flight count only. Matches one
-   * onStart, as onFinish does.
+   * time is reported on its own, with onStart/onFinish): in-flight count only. Matches one onStart,
+   * as onFinish does.
    */
   onRelease(key: string): void;
   /**

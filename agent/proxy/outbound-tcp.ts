@@ -52,19 +52,14 @@ export function handleOutboundTcp(
   /** Carry the connection; `replay` is what it sent on a stream another agent refused at open. */
   const attach = (got: Connected, reroutes: number, replay?: { sent: Buffer[]; ended: boolean }): void => {
     const { carrier } = got;
-    // The connection counts as the endpoint's load (onStart in connect()) until it closes or goes elsewhere.
-    let counted = true;
-    const uncount = (): void => {
-      if (!counted) return;
-      counted = false;
-      up.balancer.onRelease(got.ep.host);
-    };
     if (client.destroyed) {
-      uncount();
       if ('socket' in carrier) carrier.socket.destroy();
       else carrier.session.release();
       return;
     }
+    // The connection is the endpoint's load (least-request counts it) until it closes or goes elsewhere.
+    up.balancer.onStart(got.ep.host);
+    const uncount = (): void => up.balancer.onRelease(got.ep.host);
     client.once('close', uncount);
     to = got.to;
     if ('socket' in carrier) {
@@ -143,8 +138,6 @@ async function connect(up: UpstreamState, pool: MuxPool, metrics: ProxyMetrics, 
   try {
     const carrier = await pool.carrier(up.service, ep, up.settings.connectTimeoutMs);
     up.balancer.onFinish(ep.host, performance.now() - started, true);
-    // From here the connection is the endpoint's load until it closes (least-request counts it).
-    up.balancer.onStart(ep.host);
     up.outlier.onSuccess(ep.host);
     return { carrier, to: `${ep.address}:${ep.port}`, ep };
   } catch (e) {

@@ -365,51 +365,41 @@ async function main(): Promise<number> {
 
   // ---- mesh ----
   // `run` 1 reads the idle RSS; later runs of a metrics-cost comparison get fresh meshes (below).
+  const meshKinds = [
+    { variant: 'mesh', what: 'the mesh (server + 2 agents)', extra: {} },
+    {
+      variant: 'mesh-nomet',
+      what: 'a second mesh with metrics.traffic and metrics.summaries false (server + 2 agents on 127.0.0.4/.5)',
+      extra: { ips: { a: '127.0.0.4', b: '127.0.0.5' }, agentExtra: { metrics: { traffic: false, summaries: false } } },
+    },
+  ] as const;
   const startMeshes = async (run: number): Promise<void> => {
-    const dir = (name: string): string => path.join(tmp, run === 1 ? name : `${name}-run${run}`);
-    if (opts.variants.includes('mesh') && !state.aborting) {
-      state.mesh.enabled = true;
-      log('starting the mesh (server + 2 agents)…');
-      const mesh = await startMesh({
+    for (const k of meshKinds) {
+      if (!opts.variants.includes(k.variant) || state.aborting) continue;
+      const main = k.variant === 'mesh';
+      if (main) state.mesh.enabled = true;
+      log(`starting ${k.what}…`);
+      const h = await startMesh({
         procs,
-        dir: dir('mesh'),
+        dir: path.join(tmp, run === 1 ? k.variant : `${k.variant}-run${run}`),
         upstreamPort: ports.upstream,
         cpu: proxyCpu,
         taskset: tools.taskset,
         log,
         cancelled: () => state.aborting !== null,
-        measureIdle: run === 1,
+        measureIdle: main && run === 1,
+        ...k.extra,
       });
-      state.meshHandle = mesh;
-      if (run === 1) {
-        state.mesh.available = mesh.available;
-        state.mesh.reason = mesh.reason;
-        state.mesh.idleRssMB = mesh.idleRssMB;
-        state.mesh.idleMemory = mesh.idleMemory;
-      } else if (!mesh.available) state.mesh.notes.push(`run ${run}: mesh unavailable: ${mesh.reason ?? '?'}`);
-      if (mesh.available) systems.mesh = mesh;
-      else delete systems.mesh;
-    }
-    if (opts.variants.includes('mesh-nomet') && !state.aborting) {
-      log('starting a second mesh with metrics.traffic and metrics.summaries false (server + 2 agents on 127.0.0.4/.5)…');
-      const noMet = await startMesh({
-        procs,
-        dir: dir('mesh-nomet'),
-        upstreamPort: ports.upstream,
-        cpu: proxyCpu,
-        taskset: tools.taskset,
-        log,
-        cancelled: () => state.aborting !== null,
-        ips: { a: '127.0.0.4', b: '127.0.0.5' },
-        agentExtra: { metrics: { traffic: false, summaries: false } },
-        measureIdle: false,
-      });
-      state.noMetHandle = noMet;
-      if (noMet.available) systems['mesh-nomet'] = noMet;
-      else {
-        delete systems['mesh-nomet'];
-        state.mesh.notes.push(`run ${run}: mesh-nomet unavailable: ${noMet.reason ?? '?'}`);
-      }
+      if (main) state.meshHandle = h;
+      else state.noMetHandle = h;
+      if (main && run === 1) {
+        state.mesh.available = h.available;
+        state.mesh.reason = h.reason;
+        state.mesh.idleRssMB = h.idleRssMB;
+        state.mesh.idleMemory = h.idleMemory;
+      } else if (!h.available) state.mesh.notes.push(`run ${run}: ${k.variant} unavailable: ${h.reason ?? '?'}`);
+      if (h.available) systems[k.variant] = h;
+      else delete systems[k.variant];
     }
   };
   await startMeshes(1);

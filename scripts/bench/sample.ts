@@ -27,13 +27,22 @@ export function cpuSeconds(pid: number): number | null {
   }
 }
 
-export function rssMB(pid: number): number | null {
+/** The `field: N kB` lines of a /proc file, in MB; null for a field it does not have or a file gone. */
+function procMB(file: string, fields: readonly string[]): (number | null)[] {
+  let text: string;
   try {
-    const m = /VmRSS:\s+(\d+)\s+kB/.exec(fs.readFileSync(`/proc/${pid}/status`, 'utf8'));
-    return m ? Number(m[1]) / 1024 : null;
+    text = fs.readFileSync(file, 'utf8');
   } catch {
-    return null;
+    return fields.map(() => null);
   }
+  return fields.map((f) => {
+    const m = new RegExp(`^${f}:\\s+(\\d+)\\s+kB`, 'm').exec(text);
+    return m ? Number(m[1]) / 1024 : null;
+  });
+}
+
+export function rssMB(pid: number): number | null {
+  return procMB(`/proc/${pid}/status`, ['VmRSS'])[0] ?? null;
 }
 
 /**
@@ -48,25 +57,11 @@ export interface MemoryBreakdown {
 }
 
 export function memoryBreakdown(pid: number): MemoryBreakdown | null {
-  try {
-    const status = fs.readFileSync(`/proc/${pid}/status`, 'utf8');
-    const kb = (re: RegExp, text: string): number | null => {
-      const m = re.exec(text);
-      return m ? Number(m[1]) : null;
-    };
-    const anon = kb(/RssAnon:\s+(\d+)\s+kB/, status);
-    const file = kb(/RssFile:\s+(\d+)\s+kB/, status);
-    if (anon === null || file === null) return null;
-    let pss: number | null = null;
-    try {
-      pss = kb(/^Pss:\s+(\d+)\s+kB/m, fs.readFileSync(`/proc/${pid}/smaps_rollup`, 'utf8'));
-    } catch {
-      /* no smaps_rollup (old kernel): PSS unknown */
-    }
-    return { anonMB: anon / 1024, fileMB: file / 1024, pssMB: pss === null ? null : pss / 1024 };
-  } catch {
-    return null;
-  }
+  const [anonMB, fileMB] = procMB(`/proc/${pid}/status`, ['RssAnon', 'RssFile']);
+  if (anonMB == null || fileMB == null) return null;
+  // No smaps_rollup (an old kernel): PSS unknown.
+  const [pssMB = null] = procMB(`/proc/${pid}/smaps_rollup`, ['Pss']);
+  return { anonMB, fileMB, pssMB };
 }
 
 /** Direct children of `pid` (nginx workers of a master). */
